@@ -1,0 +1,93 @@
+"""Length-grouped batches and dynamic padding.
+
+Rows of similar length share a batch, so padding stays small without padding everything to
+one fixed length. The sampler shards batches over ranks itself (Lightning is told not to swap
+in a DistributedSampler) and draws a new order each epoch through ``set_epoch``, which
+Lightning calls; every index it yields carries the epoch, so a dataset's augmentation is drawn
+afresh per epoch even inside worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+
+class LengthGroupedBatchSampler(Sampler):
+    """Batches of indices ``(index, epoch)`` grouped by length.
+
+    Training (``shuffle=True``): shuffle, cut into mega-batches of ``mega * batch_size`` rows,
+    sort each by length, cut into batches, shuffle the batches. Evaluation: one sort by
+    length, longest first (a memory error shows at once, not at the end).
+    """
+
+    def __init__(self, lengths, batch_size: int, *, shuffle: bool, seed: int = 0, mega: int = 50,
+                 num_replicas: int = 1, rank: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.shuffle, self.seed, self.mega = batch_size, shuffle, seed, mega
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[np.ndarray]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(-self.lengths, kind="stable")
+            return [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(n)
+        size = self.mega * self.batch_size
+        batches = []
+        for start in range(0, n, size):
+            chunk = order[start : start + size]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __iter__(self):
+        batches = self._batches()
+        # Every rank must take the same number of steps: repeat the first batches to even out.
+        per_rank = math.ceil(len(batches) / self.num_replicas)
+        batches += batches[: per_rank * self.num_replicas - len(batches)]
+        for batch in batches[self.rank :: self.num_replicas]:
+            yield [(int(i), self.epoch) for i in batch]
+
+    def __len__(self) -> int:
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.num_replicas)
+
+
+class Collator:
+    """Pad a list of encoded rows to the longest in the batch, on the tokenizer's side."""
+
+    def __init__(self, pad_token_id: int, padding_side: str):
+        self.pad, self.left = pad_token_id, padding_side == "left"
+
+    def _pad(self, rows: list[list[int]], value: int) -> torch.Tensor:
+        width = max(len(r) for r in rows)
+        out = torch.full((len(rows), width), value, dtype=torch.long)
+        for i, r in enumerate(rows):
+            if self.left:
+                out[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            else:
+                out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        return out
+
+    def __call__(self, items: list[dict]) -> dict:
+        ids = [it["input_ids"] for it in items]
+        batch = {
+            "input_ids": self._pad(ids, self.pad),
+            "attention_mask": self._pad([[1] * len(r) for r in ids], 0),
+            "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+        }
+        if items[0].get("score") is not None:
+            batch["score"] = torch.tensor([it["score"] for it in items], dtype=torch.float32)
+        if items[0].get("labels") is not None:
+            batch["labels"] = self._pad([it["labels"] for it in items], -100)
+        return batch

@@ -1,0 +1,220 @@
+"""``FeedbackCollectionDataModule``: Feedback Collection (or any grading source) for the judge.
+
+- a deterministic 95/5 train/validation split by seed, or a given validation file;
+- the paper's augmentation on the training split only: the rubric is dropped with probability
+  ``rubric_dropout`` and, independently, the reference answer with ``reference_dropout``, drawn
+  afresh for every row and epoch from (seed, epoch, row), so runs are reproducible;
+- the maximum length is the ``length_percentile`` (99th) of the training rows' token lengths,
+  under the backbone's own limit; longer rows are shortened by ``PromptEncoder``;
+- length-grouped batches padded to the longest row, on the side the backbone's pooling needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+
+import datasets
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.backbones import load_tokenizer
+from datamodules.batching import Collator, LengthGroupedBatchSampler
+from datamodules.prompt import PromptEncoder
+from datamodules.records import Record, rubric_text
+from datamodules.sources import DEMO, load_records
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("instruction", "response", "rubric", "reference_answer", "context", "score", "feedback")
+
+
+def to_dataset(records: list[Record]) -> datasets.Dataset:
+    """Records as an Arrow table; the rubric as its Prometheus text (one column type)."""
+    rows = [{**{c: getattr(r, c) for c in COLUMNS}, "rubric": rubric_text(r.rubric)} for r in records]
+    return datasets.Dataset.from_list(rows, features=datasets.Features({
+        "instruction": datasets.Value("string"), "response": datasets.Value("string"),
+        "rubric": datasets.Value("string"), "reference_answer": datasets.Value("string"),
+        "context": datasets.Value("string"), "score": datasets.Value("float32"), "feedback": datasets.Value("string"),
+    }))
+
+
+class GradingDataset(Dataset):
+    """Encoded rows of a grading table, with the rubric/reference dropout when ``augment``."""
+
+    def __init__(self, table: datasets.Dataset, encoder: PromptEncoder, *, rubric_dropout: float = 0.0,
+                 reference_dropout: float = 0.0, seed: int = 0):
+        self.table, self.encoder = table, encoder
+        self.rubric_dropout, self.reference_dropout, self.seed = rubric_dropout, reference_dropout, seed
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def record(self, index: int, epoch: int = 0) -> Record:
+        record = Record(**self.table[index])
+        if self.rubric_dropout or self.reference_dropout:
+            # Two independent draws from (seed, epoch, row): the same in any worker or rank.
+            drop_rubric, drop_reference = np.random.default_rng([self.seed, epoch, index]).random(2)
+            record = dataclasses.replace(
+                record,
+                rubric=None if drop_rubric < self.rubric_dropout else record.rubric,
+                reference_answer=None if drop_reference < self.reference_dropout else record.reference_answer,
+            )
+        return record
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        record = self.record(index, epoch)
+        encoded = self.encoder.encode(record)
+        return {"input_ids": encoded.input_ids, "labels": encoded.labels, "score": record.score, "index": index}
+
+
+def percentile_length(lengths, percentile: float) -> int:
+    """The ``percentile``-th token length, rounded up (numpy's linear interpolation)."""
+    return int(math.ceil(np.percentile(np.asarray(lengths), percentile)))
+
+
+class FeedbackCollectionDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        data: str = DEMO,
+        backbone: str = "smollm2-135m",
+        head: str = "regression",
+        format: str = "auto",
+        val_data: str | None = None,
+        test_data: str | None = None,
+        predict_data: str | None = None,
+        val_fraction: float = 0.05,
+        seed: int = 42,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        rubric_dropout: float = 0.5,
+        reference_dropout: float = 0.5,
+        length_percentile: float | None = 99.0,
+        max_length: int | None = None,
+        skip_invalid: bool = False,
+        use_chat_template: bool = True,
+        limit: int | None = None,
+    ):
+        """
+        Args:
+            data: ``demo``, a local json/jsonl/parquet file, or a hub dataset name
+                (``prometheus-eval/Feedback-Collection``).
+            backbone: the model whose tokenizer encodes the prompts (linked from ``model.backbone``).
+            head: the head being trained (linked from ``model.head``); ``causal`` adds the
+                feedback and ``[RESULT] n`` as the completion to learn.
+            format: ``auto``, ``records``, ``feedback_collection`` or ``prometheus``.
+            val_data: a validation file; without one, ``val_fraction`` of ``data`` is held out.
+            test_data: a file for ``phudge test`` (a benchmark with scores).
+            predict_data: a file for ``phudge predict`` (scores not needed).
+            val_fraction: the held-out share when no ``val_data`` is given (the paper's 5%).
+            seed: the split, the batch order and the augmentation draws.
+            batch_size: training rows per batch; ``eval_batch_size`` defaults to twice that.
+            rubric_dropout: probability of leaving the rubric out of a training prompt.
+            reference_dropout: probability (independent) of leaving the reference answer out.
+            length_percentile: the maximum length is this percentile of the training rows'
+                token lengths (the paper's 99th); None keeps the backbone's own limit.
+            max_length: a fixed maximum length instead of the percentile.
+            skip_invalid: skip and count bad rows instead of stopping at the first.
+            use_chat_template: wrap the prompt in the tokenizer's chat template when it has one.
+            limit: read at most this many valid rows (quick runs).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.tokenizer = None
+        self.max_length: int | None = max_length
+        self.sets: dict[str, GradingDataset] = {}
+        self.lengths: dict[str, list[int]] = {}
+        self.stats: dict[str, float] = {}
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load(self, spec: str, *, require_score: bool = True) -> list[Record]:
+        h = self.hparams
+        records, errors = load_records(spec, format=h.format, skip_invalid=h.skip_invalid,
+                                       require_score=require_score, limit=h.limit)
+        self.stats[f"invalid_rows/{spec}"] = len(errors)
+        return records
+
+    def _encoder(self, with_completion: bool, max_length: int | None) -> PromptEncoder:
+        return PromptEncoder(self.tokenizer, max_length=max_length, use_chat_template=self.hparams.use_chat_template,
+                             with_completion=with_completion)
+
+    def _lengths(self, table: datasets.Dataset, encoder: PromptEncoder) -> list[int]:
+        return [encoder.length(Record(**row)) for row in table]
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        if self.tokenizer is None:
+            self.tokenizer = load_tokenizer(h.backbone)
+        causal = h.head == "causal"
+        if stage in (None, "fit", "validate") and "train" not in self.sets:
+            table = to_dataset(self._load(h.data))
+            if h.val_data:
+                train, val = table, to_dataset(self._load(h.val_data))
+            else:
+                split = table.train_test_split(test_size=h.val_fraction, seed=h.seed, shuffle=True)
+                train, val = split["train"], split["test"]
+            measure = self._encoder(causal, None)
+            train_lengths = self._lengths(train, measure)
+            self._set_max_length(train_lengths)
+            over = sum(n > self.max_length for n in train_lengths)
+            self.stats.update({"max_length": self.max_length, "train_rows": len(train), "val_rows": len(val),
+                               "train_rows_shortened": over})
+            log.info("max_length %d (p%s of %d training rows); %d rows (%.1f%%) will be shortened",
+                     self.max_length, h.length_percentile, len(train), over, 100 * over / max(len(train), 1))
+            encoder = self._encoder(causal, self.max_length)
+            self.sets["train"] = GradingDataset(train, encoder, rubric_dropout=h.rubric_dropout,
+                                                reference_dropout=h.reference_dropout, seed=h.seed)
+            self.sets["val"] = GradingDataset(val, encoder)
+            self.lengths["train"] = [min(n, self.max_length) for n in train_lengths]
+            self.lengths["val"] = [min(n, self.max_length) for n in self._lengths(val, measure)]
+        for name, spec, scored in (("test", h.test_data, True), ("predict", h.predict_data, False)):
+            if stage in (None, name) and spec and name not in self.sets:
+                table = to_dataset(self._load(spec, require_score=scored))
+                if self.max_length is None:
+                    self._set_max_length(None)
+                encoder = self._encoder(causal and scored, self.max_length)
+                self.sets[name] = GradingDataset(table, encoder)
+                self.lengths[name] = [min(n, self.max_length) for n in self._lengths(table, self._encoder(False, None))]
+
+    def _set_max_length(self, lengths) -> None:
+        h, limit = self.hparams, self.tokenizer.model_max_length
+        limit = limit if limit and limit < 1_000_000 else None
+        if h.max_length is not None:
+            chosen = h.max_length
+        elif h.length_percentile is not None and lengths:
+            chosen = percentile_length(lengths, h.length_percentile)
+        else:
+            chosen = limit or 4096
+        self.max_length = min(chosen, limit) if limit else chosen
+
+    # -- loaders -------------------------------------------------------------------------------
+    def _loader(self, name: str, shuffle: bool, batch_size: int) -> DataLoader:
+        if name not in self.sets:
+            raise RuntimeError(f"no {name} data: set data.{name}_data" if name in ("test", "predict") else f"setup() made no {name} set")
+        trainer = getattr(self, "trainer", None)
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        sampler = LengthGroupedBatchSampler(self.lengths[name], batch_size, shuffle=shuffle, seed=self.hparams.seed,
+                                            num_replicas=replicas, rank=rank)
+        return DataLoader(self.sets[name], batch_sampler=sampler, num_workers=self.hparams.num_workers,
+                          collate_fn=Collator(self.tokenizer.pad_token_id, self.tokenizer.padding_side),
+                          persistent_workers=False)
+
+    @property
+    def _eval_batch_size(self) -> int:
+        return self.hparams.eval_batch_size or 2 * self.hparams.batch_size
+
+    def train_dataloader(self):
+        return self._loader("train", True, self.hparams.batch_size)
+
+    def val_dataloader(self):
+        return self._loader("val", False, self._eval_batch_size)
+
+    def test_dataloader(self):
+        return self._loader("test", False, self._eval_batch_size)
+
+    def predict_dataloader(self):
+        return self._loader("predict", False, self._eval_batch_size)

@@ -1,0 +1,81 @@
+"""Parse formatted Prometheus absolute-grading prompts back into record fields.
+
+The layout (see ../shared/data/benchmarks/README.md): sections whose headers stand alone at the
+start of a line, in this order: task description, instruction, response, reference answer
+(absent in reference-free prompts), score rubrics, feedback. Content may itself contain
+``###``, even a line that looks like a header, so the parser anchors on the known headers only
+and, for the sections after the response, takes the last line-start match: text inside the
+instruction or the response cannot then end those sections early.
+"""
+
+from __future__ import annotations
+
+import re
+
+TASK = "###Task Description:"
+INSTRUCTION = "###The instruction to evaluate:"
+RESPONSE = "###Response to evaluate:"
+REFERENCE = "###Reference Answer (Score 5):"
+RUBRIC = "###Score Rubrics:"
+FEEDBACK = "###Feedback:"
+
+_SCORE_LINE = re.compile(r"^Score ([1-5]):\s?(.*)$")
+
+
+def _line_starts(text: str, header: str) -> list[int]:
+    """Offsets where ``header`` starts a line (and is the whole line but trailing spaces)."""
+    pattern = re.compile(r"(?m)^" + re.escape(header) + r"[ \t]*(?:\n|$)")
+    return [m.start() for m in pattern.finditer(text)]
+
+
+def _body(text: str, start: int, header: str, end: int) -> str:
+    return text[start + len(header) : end].strip("\n").strip()
+
+
+def parse_rubric(body: str | None) -> str | dict | None:
+    """``[criteria]`` + five ``Score n:`` lines -> a rubric object; anything else stays text."""
+    if not body:
+        return None
+    lines = body.strip().split("\n")
+    if len(lines) == 6 and lines[0].startswith("[") and lines[0].endswith("]"):
+        descriptions = [_SCORE_LINE.match(line) for line in lines[1:]]
+        if all(m and int(m.group(1)) == i for i, m in enumerate(descriptions, 1)):
+            rubric = {"criteria": lines[0][1:-1].strip()}
+            rubric.update({f"score{i}_description": m.group(2).strip() for i, m in enumerate(descriptions, 1)})
+            return rubric
+    return body.strip()
+
+
+def parse_prompt(text: str) -> dict:
+    """Split a formatted absolute prompt into ``instruction``, ``response``, ``reference_answer``
+    and ``rubric``; a section that is not there becomes None."""
+    if not isinstance(text, str):
+        raise ValueError(f"a Prometheus prompt must be text, got {type(text).__name__}")
+    end = len(text)
+    feedback = [p for p in _line_starts(text, FEEDBACK)]
+    end_all = feedback[-1] if feedback else end
+    ins = [p for p in _line_starts(text, INSTRUCTION) if p < end_all]
+    ins_at = ins[0] if ins else None
+    after_ins = ins_at if ins_at is not None else 0
+    res = [p for p in _line_starts(text, RESPONSE) if after_ins <= p < end_all]
+    res_at = res[0] if res else None
+    floor = res_at if res_at is not None else after_ins
+    rub = [p for p in _line_starts(text, RUBRIC) if floor < p < end_all]
+    rub_at = rub[-1] if rub else None
+    ref_ceiling = rub_at if rub_at is not None else end_all
+    ref = [p for p in _line_starts(text, REFERENCE) if floor < p < ref_ceiling]
+    ref_at = ref[-1] if ref else None
+
+    def section(start, header):
+        if start is None:
+            return None
+        following = [p for p in (res_at, ref_at, rub_at, end_all) if p is not None and p > start]
+        body = _body(text, start, header, min(following) if following else end)
+        return body or None
+
+    return {
+        "instruction": section(ins_at, INSTRUCTION),
+        "response": section(res_at, RESPONSE),
+        "reference_answer": section(ref_at, REFERENCE),
+        "rubric": parse_rubric(section(rub_at, RUBRIC)),
+    }

@@ -1,0 +1,112 @@
+"""The one record schema every source is read into, and its validation.
+
+A grading record:
+
+- ``instruction`` (str, required): the task given to the model being judged;
+- ``response`` (str, required, not blank): the answer to grade;
+- ``rubric`` (optional): free text, or ``{"criteria": str, "score1_description": str, ...,
+  "score5_description": str}``;
+- ``reference_answer`` (str, optional): an answer that deserves a 5;
+- ``context`` (str or list of str, optional): retrieved passages;
+- ``score`` (int or float in [1, 5]; required to train or evaluate): e.g. the mean of raters;
+- ``feedback`` (str, optional): the grader's explanation (the causal head's target).
+
+Any other field (``id`` and so on) is kept in ``extra`` and written back by the grading tools.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCORE_KEYS = tuple(f"score{i}_description" for i in range(1, 6))
+FIELDS = ("instruction", "response", "rubric", "reference_answer", "context", "score", "feedback")
+
+
+class RecordError(ValueError):
+    """A bad row, named by its source, row number and field."""
+
+    def __init__(self, source: str, row: int | str, field: str | None, message: str):
+        self.source, self.row, self.field, self.message = source, row, field, message
+        where = f"{source}, row {row}" + (f", field '{field}'" if field else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Record:
+    instruction: str
+    response: str
+    rubric: str | dict | None = None
+    reference_answer: str | None = None
+    context: str | None = None
+    score: float | None = None
+    feedback: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _text(value: Any, name: str, source: str, row, *, required: bool) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise RecordError(source, row, name, "is missing or empty" if value is None or value == "" else "is blank")
+        return None
+    if not isinstance(value, str):
+        raise RecordError(source, row, name, f"must be text, got {type(value).__name__} ({value!r:.40})")
+    return value
+
+
+def _rubric(value: Any, source: str, row) -> str | dict | None:
+    if value is None or isinstance(value, str):
+        return _text(value, "rubric", source, row, required=False)
+    if not isinstance(value, dict):
+        raise RecordError(source, row, "rubric", f"must be text or an object, got {type(value).__name__}")
+    rubric = {}
+    for key in ("criteria", *SCORE_KEYS):
+        rubric[key] = _text(value.get(key), f"rubric.{key}", source, row, required=True)
+    return rubric
+
+
+def _context(value: Any, source: str, row) -> str | None:
+    if isinstance(value, list):
+        for i, passage in enumerate(value):
+            _text(passage, f"context[{i}]", source, row, required=True)
+        return "\n\n".join(value) or None
+    return _text(value, "context", source, row, required=False)
+
+
+def validate_score(value: Any, source: str, row) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordError(source, row, "score", f"must be a number from 1 to 5, got {type(value).__name__} ({value!r:.40})")
+    if not math.isfinite(value) or not 1 <= value <= 5:
+        raise RecordError(source, row, "score", f"must be from 1 to 5, got {value}")
+    return float(value)
+
+
+def validate_record(raw: Any, *, source: str = "<records>", row: int | str = "?", require_score: bool = True) -> Record:
+    """Check one raw row against the schema; raise ``RecordError`` naming the row and the field."""
+    if not isinstance(raw, dict):
+        raise RecordError(source, row, None, f"must be a JSON object, got {type(raw).__name__}")
+    score = raw.get("score")
+    if score is None and require_score:
+        raise RecordError(source, row, "score", "is missing")
+    return Record(
+        instruction=_text(raw.get("instruction"), "instruction", source, row, required=True),
+        response=_text(raw.get("response"), "response", source, row, required=True),
+        rubric=_rubric(raw.get("rubric"), source, row),
+        reference_answer=_text(raw.get("reference_answer"), "reference_answer", source, row, required=False),
+        context=_context(raw.get("context"), source, row),
+        score=None if score is None else validate_score(score, source, row),
+        feedback=_text(raw.get("feedback"), "feedback", source, row, required=False),
+        extra={k: v for k, v in raw.items() if k not in FIELDS},
+    )
+
+
+def rubric_text(rubric: str | dict | None) -> str | None:
+    """The rubric as Prometheus writes it: ``[criteria]`` then ``Score 1: ...`` .. ``Score 5: ...``."""
+    if rubric is None or isinstance(rubric, str):
+        return rubric
+    lines = [f"[{rubric['criteria']}]"] + [f"Score {i}: {rubric[k]}" for i, k in enumerate(SCORE_KEYS, 1)]
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""A plain registry of heads: ``@register_head("name")`` and ``get_head(name)``.
+
+A head is an ``nn.Module`` class with three class attributes:
+
+- ``target``: the kind of prediction it makes (``"scalar"``, ``"distribution"`` or ``"tokens"``);
+  a loss registered for another target does not suit it;
+- ``default_loss``: the loss used when the config names none;
+- ``uses_lm_head``: True when the backbone's own language-model head makes the prediction.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+HEADS: dict[str, type] = {}
+
+
+def register_head(name: str) -> Callable[[type], type]:
+    def decorator(cls: type) -> type:
+        for attribute in ("target", "default_loss", "uses_lm_head"):
+            if not hasattr(cls, attribute):
+                raise TypeError(f"head {name!r} ({cls.__name__}) must define the class attribute {attribute!r}")
+        if name in HEADS and HEADS[name] is not cls:
+            raise ValueError(f"a head named {name!r} is already registered ({HEADS[name]!r})")
+        HEADS[name] = cls
+        cls.name = name
+        return cls
+
+    return decorator
+
+
+def get_head(name: str) -> type:
+    """The head class registered as ``name`` (or ``"package.module.head_name"``, imported first)."""
+    if name not in HEADS and "." in name:
+        module, _, short = name.rpartition(".")
+        importlib.import_module(module)
+        name = short
+    if name not in HEADS:
+        raise KeyError(f"unknown head {name!r}; registered: {sorted(HEADS)}")
+    return HEADS[name]
+
+
+def check_loss(head: type, loss_name: str, loss_target: str) -> None:
+    """Raise a configuration error when a loss does not fit the head's prediction."""
+    if loss_target != head.target:
+        raise ValueError(
+            f"loss {loss_name!r} expects a {loss_target!r} prediction but head {head.name!r} makes a "
+            f"{head.target!r} one; pick a loss registered with target={head.target!r}"
+        )

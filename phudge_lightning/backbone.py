@@ -1,0 +1,90 @@
+"""The backbone: a Hugging Face model, optionally wrapped in LoRA, and the pooling of its states."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from datamodules.backbones import is_encoder, resolve_backbone
+
+log = logging.getLogger(__name__)
+
+# LoRA targets per architecture: every projection of attention and MLP, as the paper adapts them.
+LORA_TARGETS = {
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "gemma": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "bert": ["query", "key", "value", "dense"],
+}
+POOLINGS = ("auto", "last", "first", "mean")
+
+
+def lora_targets(model_type: str) -> list[str] | str:
+    """The default LoRA target modules for ``model_type``; peft's ``all-linear`` otherwise."""
+    return LORA_TARGETS.get(model_type, "all-linear")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """(N, T, H) states -> (N, H).
+
+    ``last``: the last non-padding token of each row, found from the mask, so the result is
+    the same under left and right padding; ``first``: position 0 (BERT's [CLS]); ``mean``: the
+    mean over non-padding tokens.
+    """
+    if how == "last":
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last = (positions * attention_mask).argmax(-1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if how == "first":
+        return hidden[:, 0]
+    if how == "mean":
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
+    raise ValueError(f"pooling must be one of {POOLINGS[1:]}, got {how!r}")
+
+
+def load_backbone(name: str, *, causal: bool, dtype: str = "float32", attn_implementation: str | None = "sdpa") -> nn.Module:
+    """``AutoModelForCausalLM`` for the causal head, the bare ``AutoModel`` (no LM head) otherwise."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    path = resolve_backbone(name)
+    config = AutoConfig.from_pretrained(path)
+    kwargs = {"dtype": getattr(torch, dtype)}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    cls = AutoModelForCausalLM if causal else AutoModel
+    try:
+        return cls.from_pretrained(path, config=config, **kwargs)
+    except (ValueError, ImportError) as e:  # an architecture without SDPA support
+        if "attn_implementation" not in kwargs:
+            raise
+        log.warning("%s: %s; loading with the default attention", name, e)
+        kwargs.pop("attn_implementation")
+        return cls.from_pretrained(path, config=config, **kwargs)
+
+
+def default_pooling(config) -> str:
+    return "first" if is_encoder(config) else "last"
+
+
+def apply_lora(model: nn.Module, lora: dict | None, full_finetune: bool) -> nn.Module:
+    """LoRA through peft (``lora`` holds r, alpha, dropout, target_modules), full fine-tuning,
+    or, with ``lora=None``, a frozen backbone (only the head trains: the paper's leakage test)."""
+    if full_finetune:
+        return model
+    if lora is None:
+        model.requires_grad_(False)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    settings = dict(lora)
+    targets = settings.pop("target_modules", None) or lora_targets(model.config.model_type)
+    config = LoraConfig(
+        r=settings.pop("r", 16), lora_alpha=settings.pop("alpha", 32), lora_dropout=settings.pop("dropout", 0.05),
+        target_modules=targets, bias="none", **settings,
+    )
+    return get_peft_model(model, config)

@@ -1,0 +1,74 @@
+"""``phudge``: the LightningCLI (fit, validate, test, predict) and the judge's own subcommands.
+
+``fit``/``validate``/``test``/``predict`` are LightningCLI's, configured by YAML
+(``phudge fit --config train.yaml``); the others are small argparse programs, each in the
+module named for its concern, imported only when called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from lightning.pytorch.cli import LightningCLI
+
+# name -> (module with ``main(argv)``, one line of help)
+COMMANDS = {
+    "data": ("phudge_lightning.data_report", "check a dataset: rows, valid, invalid, rubric/reference share, p99 tokens"),
+    "export": ("phudge_lightning.export", "write a shareable judge folder (adapter, head, tokenizer, config)"),
+    "grade": ("phudge_lightning.grading", "grade a JSON-lines file, resumably, in input order"),
+    "evaluate": ("phudge_lightning.evaluation", "measure a judge (or the length baseline) on a benchmark"),
+    "serve": ("phudge_lightning.serving", "serve a judge over HTTP with dynamic batching"),
+    "bench": ("phudge_lightning.bench", "speed benchmarks: bench speed | bench train | bench serve"),
+    "report": ("phudge_lightning.report", "plot validation curves and tabulate the final metrics of runs"),
+}
+LIGHTNING = {
+    "fit": "train a judge (phudge fit --config configs/cpu-smollm2.yaml)",
+    "validate": "run one validation epoch",
+    "test": "evaluate on data.test_data",
+    "predict": "grade data.predict_data over every device, writing shards merged in input order",
+}
+
+
+class PhudgeCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        # One backbone and head for model and data: the tokenizer must be the model's.
+        parser.link_arguments("model.backbone", "data.backbone")
+        parser.link_arguments("model.head", "data.head")
+        # The length-grouped batch sampler shards over ranks itself.
+        parser.set_defaults({"trainer.use_distributed_sampler": False})
+
+
+def usage() -> str:
+    lines = ["usage: phudge <command> [options]   (phudge <command> --help for its options)", "", "training (LightningCLI):"]
+    lines += [f"  {name:<10}{text}" for name, text in LIGHTNING.items()]
+    lines += ["", "judging:"] + [f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def lightning_cli(args: list[str] | None = None, run: bool = True) -> PhudgeCLI:
+    from datamodules import FeedbackCollectionDataModule
+    from phudge_lightning.module import JudgeModule
+
+    return PhudgeCLI(
+        JudgeModule, FeedbackCollectionDataModule, args=args, run=run,
+        save_config_kwargs={"overwrite": True},
+    )
+
+
+def main(argv: list[str] | None = None) -> int | None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] in COMMANDS:
+        return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+    if argv[0] not in LIGHTNING:
+        print(f"phudge: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    lightning_cli(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""``phudge data``: check a dataset before paying for training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+KEYS = ("rows", "valid", "invalid", "with_rubric", "with_reference", "p99_tokens")
+
+
+def report(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0) -> tuple[dict, list]:
+    from datamodules.feedback_collection import percentile_length
+    from datamodules.sources import load_records
+
+    records, errors = load_records(data, format=format, skip_invalid=True)
+    result = {
+        "rows": len(records) + len(errors),
+        "valid": len(records),
+        "invalid": len(errors),
+        "with_rubric": sum(r.rubric is not None for r in records),
+        "with_reference": sum(r.reference_answer is not None for r in records),
+        "p99_tokens": None,
+    }
+    if backbone:
+        from datamodules.backbones import load_tokenizer
+        from datamodules.prompt import PromptEncoder
+
+        encoder = PromptEncoder(load_tokenizer(backbone))
+        result["p99_tokens"] = percentile_length([encoder.length(r) for r in records], percentile)
+    return result, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="phudge data", description=__doc__)
+    parser.add_argument("--data", required=True, help="demo, a json/jsonl/parquet file, or a hub dataset name")
+    parser.add_argument("--backbone", default="smollm2-135m", help="tokenizer for p99_tokens ('none' to skip)")
+    parser.add_argument("--format", default="auto", choices=["auto", "records", "feedback_collection", "prometheus"])
+    parser.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
+    args = parser.parse_args(argv)
+    result, errors = report(args.data, None if args.backbone.lower() == "none" else args.backbone, args.format)
+    for error in errors[:10]:
+        print(f"invalid: {error}")
+    if len(errors) > 10:
+        print(f"... and {len(errors) - 10} more invalid rows")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key in KEYS:
+            print(f"{key:>15}: {result[key]}")
+    return 0

@@ -1,0 +1,212 @@
+"""``JudgeModule``: a backbone, a registered head and a registered loss, trained with Lightning."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import warnings
+
+import lightning as L
+import torch
+from torchmetrics import MaxMetric, MeanMetric
+
+import heads
+import losses
+from datamodules.backbones import load_tokenizer
+from phudge_lightning.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pool
+from phudge_lightning.metrics import score_metrics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LORA = {"r": 16, "alpha": 32, "dropout": 0.05}
+
+
+class JudgeModule(L.LightningModule):
+    def __init__(
+        self,
+        backbone: str = "smollm2-135m",
+        head: str = "regression",
+        head_params: dict | None = None,
+        loss: str | None = None,
+        loss_params: dict | None = None,
+        lora: dict | None = DEFAULT_LORA,
+        full_finetune: bool = False,
+        pooling: str = "auto",
+        lr: float = 2e-5,
+        weight_decay: float = 0.005,
+        warmup_ratio: float = 0.05,
+        gradient_checkpointing: bool = False,
+        dtype: str = "float32",
+        max_new_tokens: int = 256,
+        max_nonfinite_steps: int = 10,
+        plugins: list[str] | None = None,
+    ):
+        """
+        Args:
+            backbone: a hub id (``microsoft/Phi-3-mini-4k-instruct``), a local folder, or an
+                embedded name (``smollm2-135m``, ``minilm-l6``).
+            head: a registered head: ``regression``, ``classification`` or ``causal``.
+            head_params: keyword arguments of the head (e.g. ``dropout``).
+            loss: a registered loss (``mse``, ``ce``, ``emd_squared``, ``emd_squared_summed``,
+                ``emd``, ``causal_lm``, or ``package.module.name``); the head's default if None.
+            loss_params: keyword arguments of the loss (``p`` and ``alpha`` for ``emd``).
+            lora: LoRA settings (``r``, ``alpha``, ``dropout``, ``target_modules``, defaulting per
+                architecture); null freezes the backbone and trains the head alone.
+            full_finetune: train every backbone weight instead of LoRA.
+            pooling: ``last`` (decoders), ``first`` or ``mean`` (encoders), or ``auto``.
+            lr: AdamW learning rate (the paper's 2e-5).
+            weight_decay: AdamW weight decay (the paper's 0.005).
+            warmup_ratio: share of the steps spent warming up before the cosine decay.
+            gradient_checkpointing: recompute activations in backward to save memory.
+            dtype: the backbone's weight dtype: ``float32`` or ``bfloat16``.
+            max_new_tokens: the causal head's generation limit (the paper's 256).
+            max_nonfinite_steps: stop after this many batches in a row with a NaN/inf loss.
+            plugins: modules to import first, so that heads and losses they register exist.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        for module in plugins or []:
+            importlib.import_module(module)
+        head_cls = heads.get_head(head)
+        loss_name = loss or head_cls.default_loss
+        heads.check_loss(head_cls, loss_name, losses.get_entry(loss_name).target)
+        self.loss_fn = losses.get_loss(loss_name, **(loss_params or {}))
+        self.causal = head_cls.uses_lm_head
+
+        model = load_backbone(backbone, causal=self.causal, dtype=dtype)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.config.use_cache = False
+        self.config = model.config
+        self.backbone = apply_lora(model, lora, full_finetune)
+        self.pooling = default_pooling(self.config) if pooling == "auto" else pooling
+        if self.pooling not in POOLINGS[1:]:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        hidden = getattr(self.config, "hidden_size", None) or self.config.get_text_config().hidden_size
+        self.head = head_cls(hidden_size=hidden, **(head_params or {}))
+        self.tokenizer = load_tokenizer(backbone)
+
+        self.val_metrics = score_metrics("val/")
+        self.test_metrics = score_metrics("test/")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_pearson_best = MaxMetric()
+        self.nonfinite_in_a_row = 0
+        # Checkpoints hold only the trained weights (LoRA and head); the frozen backbone is
+        # rebuilt from its name, so loading is not strict about the keys left out.
+        self.strict_loading = False
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The head's raw prediction: (N,) scores, (N, 5) logits, or (N, T, V) LM logits."""
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        if self.causal:
+            return self.head(out.logits)
+        return self.head(pool(out.last_hidden_state, attention_mask, self.pooling))
+
+    def _target(self, batch: dict) -> torch.Tensor:
+        return batch["labels"] if self.causal else batch["score"]
+
+    # -- training --------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int):
+        loss = self.loss_fn(self(batch["input_ids"], batch["attention_mask"]), self._target(batch))
+        if not torch.isfinite(loss):
+            self.nonfinite_in_a_row += 1
+            rows = batch["index"].tolist()
+            warnings.warn(f"step {self.global_step}: non-finite loss ({loss.item()}) on rows {rows}; batch skipped")
+            if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
+                raise RuntimeError(f"{self.nonfinite_in_a_row} batches in a row had a non-finite loss (last at step "
+                                   f"{self.global_step}, rows {rows}); lower the learning rate or check the data")
+            return None  # Lightning skips backward and the optimizer step
+        self.nonfinite_in_a_row = 0
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["index"]))
+        return loss
+
+    def _eval_step(self, batch: dict, metrics, mean_loss) -> None:
+        raw = self(batch["input_ids"], batch["attention_mask"])
+        mean_loss.update(self.loss_fn(raw, self._target(batch)), weight=len(batch["index"]))
+        if not self.causal:  # the causal head is scored by generation: see predict / phudge evaluate
+            metrics.update(self.head.scores(raw), batch["score"])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics, self.val_loss)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics, self.test_loss)
+
+    def _log_epoch(self, stage: str, metrics, mean_loss) -> dict:
+        values = {f"{stage}/loss": mean_loss.compute()}
+        if not self.causal:
+            values.update(metrics.compute())
+        metrics.reset()
+        mean_loss.reset()
+        # torchmetrics has already synchronised the states across devices: no sync_dist here.
+        self.log(f"{stage}/loss", values.pop(f"{stage}/loss"), prog_bar=True)
+        self.log_dict(values)
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._log_epoch("val", self.val_metrics, self.val_loss)
+        pearson = values.get("val/pearson")
+        if pearson is not None and torch.isfinite(pearson) and not self.trainer.sanity_checking:
+            self.val_pearson_best.update(pearson)
+            self.log("val/pearson_best", self.val_pearson_best.compute())
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test", self.test_metrics, self.test_loss)
+
+    # -- prediction ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
+        """``score`` (N,) and, for the classification head, ``probabilities`` (N, 5); for the
+        causal head the generated ``text`` too, with NaN scores where no ``[RESULT]`` came."""
+        if self.causal:
+            texts = self.generate(input_ids, attention_mask)
+            return {"score": self.head.scores(texts), "text": texts}
+        raw = self(input_ids, attention_mask)
+        out = {"score": self.head.scores(raw)}
+        probabilities = self.head.probabilities(raw)
+        if probabilities is not None:
+            out["probabilities"] = probabilities
+        return out
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[str]:
+        out = self.backbone.generate(
+            input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=self.hparams.max_new_tokens,
+            do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
+        )
+        return self.tokenizer.batch_decode(out[:, input_ids.shape[1]:], skip_special_tokens=True)
+
+    def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return {"index": batch["index"], **self.predict_scores(batch["input_ids"], batch["attention_mask"])}
+
+    # -- optimisation ----------------------------------------------------------------------------
+    def configure_optimizers(self):
+        from transformers import get_cosine_schedule_with_warmup
+
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = math.ceil(self.hparams.warmup_ratio * total)
+        scheduler = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def trainable_keys(self) -> set[str]:
+        return {name for name, p in self.named_parameters() if p.requires_grad}
+
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights that training changes: LoRA (or all, when fully fine-tuned) and the head."""
+        keep = self.trainable_keys() | {f"head.{k}" for k in self.head.state_dict()}
+        return {k: v for k, v in self.state_dict().items() if k in keep}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if "state_dict" in checkpoint:  # (DeepSpeed writes its own shards instead)
+            keep = set(self.trained_state_dict())
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        missing = sorted(set(self.trained_state_dict()) - set(checkpoint.get("state_dict", {})))
+        if missing:
+            raise KeyError(f"checkpoint lacks {len(missing)} trained weights, e.g. {missing[:3]}: "
+                           "was it made with other head or LoRA settings?")
