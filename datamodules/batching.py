@@ -55,7 +55,8 @@ class LengthGroupedBatchSampler(Sampler):
         batches = self._batches()
         # Every rank must take the same number of steps: repeat the first batches to even out.
         per_rank = math.ceil(len(batches) / self.num_replicas)
-        batches += batches[: per_rank * self.num_replicas - len(batches)]
+        # (cyclically: with fewer batches than ranks, a slice of the list would fall short)
+        batches += [batches[i % len(batches)] for i in range(per_rank * self.num_replicas - len(batches))]
         for batch in batches[self.rank :: self.num_replicas]:
             yield [(int(i), self.epoch) for i in batch]
 

@@ -42,10 +42,11 @@ def demo_path() -> Path:
     return Path(str(resources.files("datamodules") / "data" / "demo.jsonl"))
 
 
-def read_rows(path: str | Path) -> Iterator[tuple[int, object]]:
+def read_rows(path: str | Path, errors: list | None = None) -> Iterator[tuple[int, object]]:
     """(row number, parsed value) for a JSON array, JSON lines or parquet file.
 
-    Row numbers are 1-based: the line for JSON lines, the position for an array.
+    Row numbers are 1-based: the line for JSON lines, the position for an array. A malformed
+    JSON line raises ``RecordError``, or, given an ``errors`` list, is added to it and skipped.
     """
     path = Path(path)
     if path.suffix == ".parquet":
@@ -72,7 +73,10 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, object]]:
             try:
                 yield line_no, json.loads(line)
             except json.JSONDecodeError as e:
-                raise RecordError(str(path), line_no, None, f"malformed JSON: {e.msg} (column {e.colno})") from None
+                error = RecordError(str(path), line_no, None, f"malformed JSON: {e.msg} (column {e.colno})")
+                if errors is None:
+                    raise error from None
+                errors.append(error)
 
 
 def detect_format(row: object) -> str:
@@ -153,13 +157,13 @@ def to_records(row, fmt: str, *, source: str, row_no, require_score: bool = True
     return [validate_record(row, source=source, row=row_no, require_score=require_score)]
 
 
-def iter_source(spec: str) -> tuple[str, Iterator[tuple[int, object]]]:
-    """(display name, rows) for ``demo``, a local file, or a hub dataset name."""
+def iter_source(spec: str, errors: list | None = None) -> tuple[str, Iterator[tuple[int, object]]]:
+    """(display name, rows) for ``demo``, a local file, or a hub dataset name (``errors``: see ``read_rows``)."""
     if spec == DEMO:
-        return str(demo_path()), read_rows(demo_path())
+        return str(demo_path()), read_rows(demo_path(), errors)
     path = Path(spec).expanduser()
     if path.exists():
-        return str(path), read_rows(path)
+        return str(path), read_rows(path, errors)
     if path.suffix in (".json", ".jsonl", ".parquet") or spec.startswith((".", "/", "~")):
         raise FileNotFoundError(f"no data file at {spec}")
     import datasets
@@ -180,8 +184,9 @@ def load_records(
     """Validated records from ``spec``; invalid rows raise, or with ``skip_invalid`` are returned apart."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
-    source, rows = iter_source(spec)
     records, errors = [], []
+    # With skip_invalid, a malformed JSON line is skipped and counted like any invalid row.
+    source, rows = iter_source(spec, errors if skip_invalid else None)
     fmt = None if format == "auto" else format
     for row_no, row in rows:
         fmt = fmt or detect_format(row)

@@ -92,9 +92,8 @@ class JudgeModule(L.LightningModule):
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_pearson_best = MaxMetric()
         self.nonfinite_in_a_row = 0
-        # Checkpoints hold only the trained weights (LoRA and head); the frozen backbone is
-        # rebuilt from its name, so loading is not strict about the keys left out.
-        self.strict_loading = False
+        # How prompts were built in training; saved with the weights so a judge grades alike.
+        self.prompt_settings = {"max_length": None, "use_chat_template": True}
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -200,13 +199,26 @@ class JudgeModule(L.LightningModule):
         keep = self.trainable_keys() | {f"head.{k}" for k in self.head.state_dict()}
         return {k: v for k, v in self.state_dict().items() if k in keep}
 
+    def on_fit_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and getattr(datamodule, "max_length", None):
+            self.prompt_settings = {"max_length": datamodule.max_length,
+                                    "use_chat_template": datamodule.hparams.use_chat_template}
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["prompt_settings"] = dict(self.prompt_settings)
         if "state_dict" in checkpoint:  # (DeepSpeed writes its own shards instead)
             keep = set(self.trained_state_dict())
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        missing = sorted(set(self.trained_state_dict()) - set(checkpoint.get("state_dict", {})))
+        self.prompt_settings = checkpoint.get("prompt_settings", self.prompt_settings)
+        if "state_dict" not in checkpoint:
+            return
+        missing = sorted(set(self.trained_state_dict()) - set(checkpoint["state_dict"]))
         if missing:
             raise KeyError(f"checkpoint lacks {len(missing)} trained weights, e.g. {missing[:3]}: "
                            "was it made with other head or LoRA settings?")
+        # The checkpoint holds only the trained weights; the frozen rest was rebuilt from the
+        # backbone's name in __init__. Completing the dict keeps the load strict.
+        checkpoint["state_dict"] = {**self.state_dict(), **checkpoint["state_dict"]}

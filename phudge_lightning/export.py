@@ -1,0 +1,64 @@
+"""``phudge export``: a judge folder to share, and loading it back.
+
+The folder holds ``judge.json`` (the module's hyper-parameters and prompt settings),
+``trained.safetensors`` (the weights training changed: LoRA and head, or all when fully
+fine-tuned), the tokenizer, and, for LoRA, a peft ``adapter/`` folder that peft and other
+tools can read on their own. The frozen backbone is not copied: it is loaded by its name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from phudge_lightning.io import atomic_path, atomic_write_json
+
+CONFIG = "judge.json"
+WEIGHTS = "trained.safetensors"
+
+
+def export(module, output: str | Path) -> Path:
+    from safetensors.torch import save_file
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.trained_state_dict().items()}
+    with atomic_path(output / WEIGHTS) as tmp:
+        save_file(state, str(tmp))
+    module.tokenizer.save_pretrained(output / "tokenizer")
+    if hasattr(module.backbone, "peft_config"):
+        module.backbone.save_pretrained(output / "adapter")
+    atomic_write_json(output / CONFIG, {"hparams": dict(module.hparams), "prompt": module.prompt_settings})
+    return output
+
+
+def load_export(folder: str | Path, map_location: str = "cpu"):
+    from safetensors.torch import load_file
+
+    from phudge_lightning.module import JudgeModule
+
+    folder = Path(folder)
+    if not (folder / CONFIG).exists():
+        raise FileNotFoundError(f"{folder} is not an exported judge: no {CONFIG}")
+    config = json.loads((folder / CONFIG).read_text())
+    module = JudgeModule(**config["hparams"])
+    state = load_file(str(folder / WEIGHTS), device=map_location)
+    missing = sorted(set(module.trained_state_dict()) - set(state))
+    if missing:
+        raise KeyError(f"{folder / WEIGHTS} lacks {len(missing)} trained weights, e.g. {missing[:3]}")
+    module.load_state_dict(state, strict=False)
+    module.prompt_settings = config.get("prompt", module.prompt_settings)
+    return module.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="phudge export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by phudge fit")
+    parser.add_argument("--output", required=True, help="the folder to write")
+    args = parser.parse_args(argv)
+    from phudge_lightning.module import JudgeModule
+
+    module = JudgeModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
+    print(f"exported to {export(module, args.output)}")
+    return 0

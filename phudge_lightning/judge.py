@@ -1,0 +1,168 @@
+"""The Judge API: grade one response, many, or compare two.
+
+    from phudge_lightning import Judge
+    judge = Judge.load("runs/cpu-smollm2/.../last.ckpt")   # or an exported folder
+    judge.grade("What is 2+2?", "4", reference_answer="2 + 2 = 4").score
+
+Relative grading scores each response on its own with the absolute judge, as the paper does:
+neither response ever sees the other, so the verdict cannot depend on which is shown first
+(no position bias), and the two scores come for free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+from datamodules.batching import Collator
+from datamodules.prompt import PromptEncoder
+from datamodules.records import Record, validate_record
+
+
+@dataclass
+class Grade:
+    """One judgment: ``score`` on 1..5; for the classification head also the probability of
+    each score and the ``confidence`` (the largest of them); for the causal head the generated
+    ``feedback``, and ``score`` None when no ``[RESULT]`` came within the token limit."""
+
+    score: float | None
+    probabilities: list[float] | None = None
+    confidence: float | None = None
+    feedback: str | None = None
+    truncated: bool = False
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "truncated"} | (
+            {"truncated": True} if self.truncated else {})
+
+
+@dataclass
+class Comparison:
+    """``winner`` is "A", "B" or "tie" (|score_a - score_b| <= tie_margin); ``margin`` is
+    score_a - score_b. With distributions, ``p_a_better`` = P(X_A > X_B) and ``p_tie`` =
+    P(X_A = X_B) for independent X_A ~ p_A and X_B ~ p_B over the scores 1..5."""
+
+    winner: str
+    score_a: float | None
+    score_b: float | None
+    margin: float | None
+    p_a_better: float | None = None
+    p_tie: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pairwise_probabilities(p_a: list[float], p_b: list[float]) -> tuple[float, float]:
+    """P(X_A > X_B) = sum_{i > j} p_a[i] p_b[j] and P(X_A = X_B) = sum_i p_a[i] p_b[i]."""
+    a, b = torch.tensor(p_a, dtype=torch.float64), torch.tensor(p_b, dtype=torch.float64)
+    joint = torch.outer(a, b)
+    return float(torch.tril(joint, diagonal=-1).sum()), float(torch.diagonal(joint).sum())
+
+
+def verdict(score_a: float | None, score_b: float | None, tie_margin: float) -> str:
+    if score_a is None or score_b is None:
+        return "invalid"
+    if abs(score_a - score_b) <= tie_margin:
+        return "tie"
+    return "A" if score_a > score_b else "B"
+
+
+class Judge:
+    def __init__(self, module, *, max_length: int | None = None, device: str | None = None, batch_size: int = 8):
+        """Wrap a trained ``JudgeModule``. ``max_length`` defaults to the one used in training."""
+        self.module = module.eval()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.module.to(self.device)
+        settings = getattr(module, "prompt_settings", {}) or {}
+        self.tokenizer = module.tokenizer
+        self.encoder = PromptEncoder(self.tokenizer, max_length=max_length or settings.get("max_length"),
+                                     use_chat_template=settings.get("use_chat_template", True))
+        self.collate = Collator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
+        self.batch_size = batch_size
+        self.has_probabilities = module.head.target == "distribution"
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs) -> "Judge":
+        """A judge from a ``.ckpt`` written by ``phudge fit`` or a folder from ``phudge export``."""
+        path = Path(path)
+        if path.is_dir():
+            from phudge_lightning.export import load_export
+
+            return cls(load_export(path), **kwargs)
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint or exported judge at {path}")
+        from phudge_lightning.module import JudgeModule
+
+        return cls(JudgeModule.load_from_checkpoint(str(path), map_location="cpu"), **kwargs)
+
+    # -- absolute grading ------------------------------------------------------------------------
+    def grade(self, instruction: str, response: str, rubric: str | dict | None = None,
+              reference_answer: str | None = None, context: str | list[str] | None = None) -> Grade:
+        raw = {"instruction": instruction, "response": response, "rubric": rubric,
+               "reference_answer": reference_answer, "context": context}
+        return self.grade_many([raw])[0]
+
+    def grade_many(self, records: Iterable[dict | Record], batch_size: int | None = None) -> list[Grade]:
+        """Grades in input order; rows are batched by length so padding stays small."""
+        return list(self.iter_grades(records, batch_size))
+
+    def iter_grades(self, records: Iterable[dict | Record], batch_size: int | None = None, block: int = 32) -> Iterator[Grade]:
+        """Like ``grade_many``, but yields as it goes, in input order: rows are read in blocks of
+        ``block`` batches, each block sorted by length, so a long stream needs little memory."""
+        size = batch_size or self.batch_size
+        pending: list[Record] = []
+        for i, r in enumerate(records, 1):
+            pending.append(r if isinstance(r, Record) else validate_record(r, source="grade_many", row=i, require_score=False))
+            if len(pending) == block * size:
+                yield from self.grade_records(pending, size)
+                pending = []
+        if pending:
+            yield from self.grade_records(pending, size)
+
+    def grade_records(self, records: list[Record], batch_size: int | None = None) -> list[Grade]:
+        encoded = [self.encoder.encode(r) for r in records]
+        order = sorted(range(len(records)), key=lambda i: -len(encoded[i].input_ids))
+        size = batch_size or self.batch_size
+        results: list[Grade | None] = [None] * len(records)
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            for i, grade in zip(chunk, self._grade_encoded([encoded[i] for i in chunk])):
+                results[i] = grade
+        return results
+
+    def _grade_encoded(self, encoded: list) -> list[Grade]:
+        batch = self.collate([{"input_ids": e.input_ids, "index": 0} for e in encoded])
+        out = self.module.predict_scores(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+        grades = []
+        for i, e in enumerate(encoded):
+            score = float(out["score"][i])
+            grade = Grade(score=None if score != score else score, truncated=e.truncated)  # NaN: no score
+            if "probabilities" in out:
+                grade.probabilities = [round(float(p), 6) for p in out["probabilities"][i]]
+                grade.confidence = max(grade.probabilities)
+            if "text" in out:
+                grade.feedback = out["text"][i]
+            grades.append(grade)
+        return grades
+
+    # -- relative grading ------------------------------------------------------------------------
+    def compare(self, instruction: str, response_a: str, response_b: str, rubric: str | dict | None = None,
+                reference_answer: str | None = None, context: str | list[str] | None = None,
+                tie_margin: float = 0.0) -> Comparison:
+        """Which response is better, by grading each one alone (no position bias)."""
+        shared = {"instruction": instruction, "rubric": rubric, "reference_answer": reference_answer, "context": context}
+        grade_a, grade_b = self.grade_many([{**shared, "response": response_a}, {**shared, "response": response_b}])
+        return compare_grades(grade_a, grade_b, tie_margin)
+
+
+def compare_grades(grade_a: Grade, grade_b: Grade, tie_margin: float = 0.0) -> Comparison:
+    a, b = grade_a.score, grade_b.score
+    result = Comparison(winner=verdict(a, b, tie_margin), score_a=a, score_b=b,
+                        margin=None if a is None or b is None else a - b)
+    if grade_a.probabilities and grade_b.probabilities:
+        result.p_a_better, result.p_tie = pairwise_probabilities(grade_a.probabilities, grade_b.probabilities)
+    return result

