@@ -4,7 +4,9 @@ Rows of similar length share a batch, so padding stays small without padding eve
 one fixed length. The sampler shards batches over ranks itself (Lightning is told not to swap
 in a DistributedSampler) and draws a new order each epoch through ``set_epoch``, which
 Lightning calls; every index it yields carries the epoch, so a dataset's augmentation is drawn
-afresh per epoch even inside worker processes.
+afresh per epoch even inside worker processes. After a mid-epoch resume, ``resume(epoch, batches)``
+makes the next pass over that epoch skip the batches already trained on, so a resumed run sees
+exactly the batches an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -32,9 +34,23 @@ class LengthGroupedBatchSampler(Sampler):
         self.batch_size, self.shuffle, self.seed, self.mega = batch_size, shuffle, seed, mega
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    @property
+    def sampler(self) -> "LengthGroupedBatchSampler":
+        # Lightning calls ``set_epoch`` on ``loader.sampler`` and ``loader.batch_sampler.sampler``,
+        # never on the batch sampler itself: without this, every epoch would be epoch 0.
+        return self
+
+    def resume(self, epoch: int, batches: int) -> bool:
+        """Skip the first ``batches`` of this rank's batches the next time ``epoch`` is iterated
+        (once: later passes are whole); True if there is anything to skip. The order itself is
+        unchanged: it depends on (seed, epoch) only."""
+        self._resume = (epoch, batches) if 0 < batches < len(self) else None
+        return self._resume is not None
 
     def _batches(self) -> list[np.ndarray]:
         n = len(self.lengths)
@@ -57,7 +73,11 @@ class LengthGroupedBatchSampler(Sampler):
         per_rank = math.ceil(len(batches) / self.num_replicas)
         # (cyclically: with fewer batches than ranks, a slice of the list would fall short)
         batches += [batches[i % len(batches)] for i in range(per_rank * self.num_replicas - len(batches))]
-        for batch in batches[self.rank :: self.num_replicas]:
+        mine = batches[self.rank :: self.num_replicas]
+        if self._resume is not None and self._resume[0] == self.epoch:
+            mine = mine[self._resume[1] :]
+        self._resume = None
+        for batch in mine:
             yield [(int(i), self.epoch) for i in batch]
 
     def __len__(self) -> int:
@@ -87,8 +107,9 @@ class Collator:
             "attention_mask": self._pad([[1] * len(r) for r in ids], 0),
             "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
         }
-        if items[0].get("score") is not None:
-            batch["score"] = torch.tensor([it["score"] for it in items], dtype=torch.float32)
+        scores = [it.get("score") for it in items]
+        if all(s is not None for s in scores):  # (rows to predict may carry a score or not)
+            batch["score"] = torch.tensor(scores, dtype=torch.float32)
         if items[0].get("labels") is not None:
             batch["labels"] = self._pad([it["labels"] for it in items], -100)
         return batch

@@ -6,7 +6,8 @@
   afresh for every row and epoch from (seed, epoch, row), so runs are reproducible;
 - the maximum length is the ``length_percentile`` (99th) of the training rows' token lengths,
   under the backbone's own limit; longer rows are shortened by ``PromptEncoder``;
-- length-grouped batches padded to the longest row, on the side the backbone's pooling needs.
+- length-grouped batches padded to the longest row, on the side the backbone's pooling needs;
+- a run resumed from a mid-epoch checkpoint skips the batches of that epoch it already trained on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import warnings
 
 import datasets
 import lightning as L
@@ -129,6 +131,8 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         self.sets: dict[str, GradingDataset] = {}
         self.lengths: dict[str, list[int]] = {}
         self.stats: dict[str, float] = {}
+        self._train_sampler: LengthGroupedBatchSampler | None = None
+        self._resume_at: tuple[int, int] | None = None  # (epoch, batches) from a checkpoint
 
     # -- loading -------------------------------------------------------------------------------
     def _load(self, spec: str, *, require_score: bool = True) -> list[Record]:
@@ -208,7 +212,36 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         return self.hparams.eval_batch_size or 2 * self.hparams.batch_size
 
     def train_dataloader(self):
-        return self._loader("train", True, self.hparams.batch_size)
+        loader = self._loader("train", True, self.hparams.batch_size)
+        self._train_sampler = loader.batch_sampler
+        self._apply_resume()
+        return loader
+
+    # -- resuming mid-epoch ------------------------------------------------------------------------
+    # Lightning restores its loop counters on ``--ckpt_path``, but a plain loader would restart the
+    # epoch from its first batch. The checkpoint therefore carries the training position (epoch,
+    # batches trained in it) in this module's state, and the sampler skips those batches once.
+    def state_dict(self) -> dict:
+        trainer = self.trainer
+        if trainer is None:
+            return {}
+        fit_loop = trainer.fit_loop
+        return {"train_position": [fit_loop.epoch_progress.current.processed,
+                                   fit_loop.epoch_loop.batch_progress.current.processed]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._resume_at = tuple(state_dict.get("train_position", (0, 0)))
+        self._apply_resume()  # (some strategies restore after the loader was built)
+
+    def _apply_resume(self) -> None:
+        sampler, position = self._train_sampler, self._resume_at
+        if sampler is None or position is None:
+            return
+        self._resume_at = None
+        if sampler.resume(*position):
+            log.info("resuming epoch %d after its %d trained batches: the loader skips them", *position)
+            # Lightning warns that a plain loader is not resumable mid-epoch; this one is.
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
 
     def val_dataloader(self):
         return self._loader("val", False, self._eval_batch_size)

@@ -71,7 +71,11 @@ class EMDLoss:
         self.p, self.alpha = float(p), float(alpha)
 
     def __call__(self, logits: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-        norm_p = _cdf_gap(logits, score).abs().pow(self.p).sum(-1)
+        # The last CDF gap is 1 - 1: zero but for rounding, which |x|^p with p < 1 would magnify.
+        gap = _cdf_gap(logits, score)[..., :-1].abs()
+        if self.p < 1:  # |x|^p has an infinite slope at 0 when p < 1: keep the gradient finite
+            gap = gap.clamp_min(1e-12)
+        norm_p = gap.pow(self.p).sum(-1)
         if self.alpha < self.p:  # (0)^(a/p) has an infinite slope when a < p: keep it finite
             norm_p = norm_p.clamp_min(1e-12)
         return norm_p.pow(self.alpha / self.p).mean()

@@ -26,7 +26,7 @@ LIGHTNING = {
     "fit": "train a judge (phudge fit --config configs/cpu-smollm2.yaml)",
     "validate": "run one validation epoch",
     "test": "evaluate on data.test_data",
-    "predict": "grade data.predict_data over every device, writing shards merged in input order",
+    "predict": "grade data.predict_data over every device (--predict_writer.output_dir: shards + merged file)",
 }
 
 
@@ -37,6 +37,10 @@ class PhudgeCLI(LightningCLI):
         parser.link_arguments("model.head", "data.head")
         # The length-grouped batch sampler shards over ranks itself.
         parser.set_defaults({"trainer.use_distributed_sampler": False})
+        # phudge predict: --predict_writer.output_dir DIR writes per-rank shards and a merged file.
+        from phudge_lightning.prediction import JudgePredictionWriter
+
+        parser.add_lightning_class_args(JudgePredictionWriter, "predict_writer")
 
 
 def usage() -> str:

@@ -11,6 +11,7 @@ neither response ever sees the other, so the verdict cannot depend on which is s
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -79,7 +80,10 @@ class Judge:
         self.module.to(self.device)
         settings = getattr(module, "prompt_settings", {}) or {}
         self.tokenizer = module.tokenizer
-        self.encoder = PromptEncoder(self.tokenizer, max_length=max_length or settings.get("max_length"),
+        # Without a training budget, the backbone's own limit: a long text is cut, never run whole.
+        limit = self.tokenizer.model_max_length
+        max_length = max_length or settings.get("max_length") or (limit if limit and limit < 1_000_000 else None)
+        self.encoder = PromptEncoder(self.tokenizer, max_length=max_length,
                                      use_chat_template=settings.get("use_chat_template", True))
         self.collate = Collator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
         self.batch_size = batch_size
@@ -125,6 +129,10 @@ class Judge:
 
     def grade_records(self, records: list[Record], batch_size: int | None = None) -> list[Grade]:
         encoded = [self.encoder.encode(r) for r in records]
+        shortened = sum(e.truncated for e in encoded)
+        if shortened:
+            warnings.warn(f"{shortened} of {len(records)} prompts were over {self.encoder.max_length} tokens: the "
+                          "middle of their longest fields was cut, marked [...]; their grades say truncated=True")
         order = sorted(range(len(records)), key=lambda i: -len(encoded[i].input_ids))
         size = batch_size or self.batch_size
         results: list[Grade | None] = [None] * len(records)

@@ -80,6 +80,9 @@ class JudgeModule(L.LightningModule):
             model.config.use_cache = False
         self.config = model.config
         self.backbone = apply_lora(model, lora, full_finetune)
+        # from_pretrained returns eval mode and Lightning keeps each module's mode as it finds it:
+        # without this, dropout (LoRA's included) would never act in training.
+        self.backbone.train()
         self.pooling = default_pooling(self.config) if pooling == "auto" else pooling
         if self.pooling not in POOLINGS[1:]:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")

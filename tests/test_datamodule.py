@@ -148,6 +148,16 @@ def test_items_carry_the_epoch_through_the_sampler(dm):
     assert [i for i, _ in seen[0]] != [i for i, _ in seen[1]]  # a new order each epoch
 
 
+def test_lightning_sets_the_epoch_on_the_train_loader(dm):
+    # Lightning calls set_epoch on loader.sampler / loader.batch_sampler.sampler only.
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
+    loader = dm.train_dataloader()
+    _set_sampler_epoch(loader, 3)
+    assert loader.batch_sampler.epoch == 3
+    assert {e for batch in loader.batch_sampler for _, e in batch} == {3}
+
+
 # -- lengths -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("q", [0, 37.5, 50, 90, 99, 100])
@@ -230,6 +240,14 @@ def test_collator_pads_labels_with_ignore_index():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
     assert batch["labels"].tolist() == [[-100, 6, 7], [-100, -100, 8]]
     assert batch["score"].tolist() == [2.0, 4.5] and batch["index"].tolist() == [3, 9]
+
+
+def test_collator_mixed_scores():
+    # Rows to predict may or may not carry a score: a batch mixing both must still collate.
+    collate = Collator(pad_token_id=0, padding_side="right")
+    for scores in ((3.0, None), (None, 4.0)):
+        batch = collate([{"input_ids": [1, 2], "score": s, "index": i} for i, s in enumerate(scores)])
+        assert "score" not in batch and batch["input_ids"].tolist() == [[1, 2], [1, 2]]
 
 
 def test_causal_batches_have_labels(tiny_llama_dir, small_records_file):
@@ -328,7 +346,9 @@ def test_loader_with_two_workers(tiny_llama_dir, small_records_file):
 
 
 def test_test_and_predict_sets(tiny_llama_dir, small_records_file, tmp_path):
-    unscored = write_jsonl(tmp_path / "p.jsonl", [{k: v for k, v in r.items() if k != "score"} for r in small_records(5)])
+    # Rows to predict: some with a score, some without.
+    unscored = write_jsonl(tmp_path / "p.jsonl", [{k: v for k, v in r.items() if k != "score" or i % 2}
+                                                  for i, r in enumerate(small_records(5))])
     d = FeedbackCollectionDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir),
                                      test_data=str(small_records_file), predict_data=str(unscored))
     with pytest.raises(RuntimeError, match="no test data"):
@@ -336,8 +356,9 @@ def test_test_and_predict_sets(tiny_llama_dir, small_records_file, tmp_path):
     d.setup("test")
     d.setup("predict")
     assert len(d.sets["test"]) == 40 and len(d.sets["predict"]) == 5
-    batch = next(iter(d.predict_dataloader()))
-    assert "score" not in batch and len(batch["index"]) == 5
+    batches = list(d.predict_dataloader())
+    assert sorted(i for b in batches for i in b["index"].tolist()) == list(range(5))
+    assert all("score" not in b for b in batches if len(b["index"]) == 5)
     assert d.max_length == 512  # no training rows to take a percentile of: the backbone's limit
 
 

@@ -1,0 +1,121 @@
+"""``phudge evaluate``: measure a judge, or the length baseline, on one of the paper's benchmarks.
+
+    phudge evaluate --checkpoint last.ckpt --benchmark vicuna --data ../shared/data/benchmarks/vicuna_eval.json
+    phudge evaluate --baseline length --benchmark hhh --data ../shared/data/benchmarks/hhh_alignment_eval.json
+
+Absolute sets report ``n``, ``pearson``, ``spearman``, ``kendall``, ``r2``, ``mae``, ``mse``
+against the label (the mean of the GPT-4 scores where a row has several); relative sets report
+``n``, ``accuracy``, ``ties``, ``invalid`` and the convention used (see
+``phudge_lightning.benchmarks.pair_metrics``). The table goes to the terminal and, with
+``--output``, the figures to a JSON file written atomically.
+
+The length baseline grades a response by its length in characters (longer is better): the
+floor any judge must clear, since judges and raters alike tend to favour long answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from phudge_lightning.benchmarks import BENCHMARKS, Benchmark, benchmark_metrics, load_benchmark
+from phudge_lightning.io import atomic_write_json
+
+BASELINES = ("length",)
+# The table's order: the figures, then the counts behind them, then the settings.
+HEADLINE = ("n", "pearson", "spearman", "kendall", "r2", "mae", "mse", "accuracy", "accuracy_with_ties",
+            "n_with_ties", "ties", "predicted_ties", "no_score", "invalid", "dropped", "tie_margin")
+
+
+def length_scores(records) -> list[float]:
+    """The length baseline: each response's length in characters."""
+    return [float(len(r.response)) for r in records]
+
+
+def judge_scores(judge, records, console=None) -> list[float | None]:
+    """The judge's score of each record, in order, under a progress bar; None where missing."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    scores = []
+    columns = (TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("grading", total=len(records))
+        for grade in judge.iter_grades(records):
+            scores.append(grade.score)
+            progress.advance(task)
+    return scores
+
+
+def evaluate(bench: Benchmark, scores: Sequence[float | None], tie_margin: float = 0.0) -> dict:
+    return benchmark_metrics(bench, scores, tie_margin)
+
+
+def print_table(result: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result['benchmark']}: {result['judge']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    ordered = [k for k in HEADLINE if k in result] + sorted(k for k in result if k not in HEADLINE)
+    for key in ordered:
+        value = result[key]
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="phudge evaluate", description=__doc__.split("\n\n")[0])
+    judge = parser.add_mutually_exclusive_group(required=True)
+    judge.add_argument("--checkpoint", help="a .ckpt from phudge fit or a folder from phudge export")
+    judge.add_argument("--baseline", choices=BASELINES, help="a judge without a model: response length")
+    parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), metavar="NAME",
+                        help=f"one of: {', '.join(sorted(BENCHMARKS))}")
+    parser.add_argument("--data", required=True, help="the benchmark's json / jsonl / parquet file")
+    parser.add_argument("--output", help="write the figures to this JSON file")
+    parser.add_argument("--tie-margin", type=float, default=0.0,
+                        help="|score_a - score_b| at most this is a predicted tie (accuracy_with_ties)")
+    parser.add_argument("--rubric-free", action="store_true", help="grade without the rubrics")
+    parser.add_argument("--reference-free", action="store_true", help="grade without the reference answers")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=None, help="token budget (default: the training one)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when there is one)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N items only")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from rich.console import Console
+
+    console, errors = Console(), Console(stderr=True)
+    bench = load_benchmark(args.benchmark, args.data, rubric_free=args.rubric_free,
+                           reference_free=args.reference_free, limit=args.limit)
+    for error in bench.invalid[:10]:
+        errors.print(f"invalid: {error}", markup=False, highlight=False)
+    if len(bench.invalid) > 10:
+        errors.print(f"... and {len(bench.invalid) - 10} more invalid rows", markup=False)
+    if not bench.items:
+        print(f"phudge evaluate: {args.data} holds no valid {args.benchmark} rows", file=sys.stderr)
+        return 1
+    records = bench.records()
+    if args.baseline:
+        scores, judge_name = length_scores(records), f"baseline: {args.baseline}"
+    else:
+        from phudge_lightning.judge import Judge
+
+        try:
+            judge = Judge.load(args.checkpoint, max_length=args.max_length, device=args.device, batch_size=args.batch_size)
+        except FileNotFoundError as e:
+            print(f"phudge evaluate: {e}", file=sys.stderr)
+            return 2
+        scores, judge_name = judge_scores(judge, records, errors), args.checkpoint
+    result = {
+        **evaluate(bench, scores, args.tie_margin),
+        "benchmark": args.benchmark, "kind": bench.kind, "label": bench.label, "data": bench.source,
+        "judge": judge_name, "rubric_free": args.rubric_free, "reference_free": args.reference_free,
+    }
+    print_table(result, console)
+    if args.output:
+        atomic_write_json(args.output, result)
+    return 0

@@ -1,0 +1,234 @@
+"""``phudge bench serve``: latency and throughput of ``phudge serve``, with batching on and off.
+
+    phudge bench serve --checkpoint judges/minilm
+    phudge bench serve --untrained minilm-l6 --requests 64
+
+For each setting (batching on: ``--max-batch-size`` records per forward pass; off: one) it
+starts the server as a subprocess on 127.0.0.1, warms it up, then sends ``--requests``
+``POST /grade`` requests from 1, 8 and 32 concurrent clients (each a thread with a keep-alive
+connection, sending one record at a time, the next as soon as its answer comes) and prints p50
+and p99 latency, requests per second, and how many forward passes the server ran.
+
+``--untrained BACKBONE`` exports an untrained judge (classification head, the recipes' LoRA)
+on that backbone to a temporary folder and measures it: speed does not depend on the
+weights' values, only on the architecture, the prompt lengths and the batch sizes. The records
+are those of the demo set (instruction, response, rubric, reference answer), as a live flow
+would send them. Clients and server share the machine's cores, so on a small machine the
+figures are a lower bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parents[1] / "datamodules" / "data" / "demo.jsonl"
+RECORD_FIELDS = ("instruction", "response", "rubric", "reference_answer", "context")
+
+
+@dataclass
+class Row:
+    batching: str
+    concurrency: int
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    requests_per_s: float
+    forward_batches: int
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by linear interpolation between the sorted values."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def demo_bodies() -> list[bytes]:
+    rows = [json.loads(line) for line in DEMO.read_text().splitlines() if line.strip()]
+    return [json.dumps({k: row[k] for k in RECORD_FIELDS if row.get(k) is not None}).encode() for row in rows]
+
+
+# -- the server -----------------------------------------------------------------------------------
+class ServerProcess:
+    """``phudge serve`` on 127.0.0.1 in a subprocess; its output goes to ``log``."""
+
+    def __init__(self, checkpoint: str, port: int, log: Path, *options: str):
+        self.port, self.log = port, log
+        command = [sys.executable, "-m", "phudge_lightning.cli", "serve", "--checkpoint", checkpoint,
+                   "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *options]
+        with log.open("w") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+    def get(self, path: str) -> dict:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("GET", path)
+            return json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log.read_text()[-2000:]}")
+            try:
+                self.get("/health")
+                return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"the server was not ready in {timeout:.0f}s:\n{self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- the load -------------------------------------------------------------------------------------
+def load(port: int, bodies: list[bytes], requests: int, concurrency: int, timeout: float) -> tuple[list[float], int, float]:
+    """Send ``requests`` grade requests from ``concurrency`` threads; return the latencies (s)
+    of the answered ones, the number of failures, and the wall time."""
+    latencies: list[float] = []
+    errors = 0
+    taken = 0
+    lock = threading.Lock()
+
+    def client() -> None:
+        nonlocal errors, taken
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            while True:
+                with lock:
+                    if taken >= requests:
+                        return
+                    body, taken = bodies[taken % len(bodies)], taken + 1
+                start = time.perf_counter()
+                try:
+                    connection.request("POST", "/grade", body, {"Content-Type": "application/json"})
+                    answer = connection.getresponse()
+                    answer.read()
+                    ok = answer.status == 200
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                    connection.close()  # reconnects on the next request
+                elapsed = time.perf_counter() - start
+                with lock:
+                    if ok:
+                        latencies.append(elapsed)
+                    else:
+                        errors += 1
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors, time.perf_counter() - start
+
+
+def measure(server: ServerProcess, label: str, bodies: list[bytes], requests: int, concurrency: int, timeout: float) -> Row:
+    before = server.get("/health")["batches"]
+    latencies, errors, wall = load(server.port, bodies, requests, concurrency, timeout)
+    batches = server.get("/health")["batches"] - before
+    return Row(label, concurrency, requests, errors, 1000 * percentile(latencies, 0.5), 1000 * percentile(latencies, 0.99),
+               len(latencies) / wall, batches)
+
+
+def format_table(rows: list[Row]) -> str:
+    header = f"{'batching':<22}{'clients':>8}{'requests':>9}{'errors':>7}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>8}{'passes':>8}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r.batching:<22}{r.concurrency:>8}{r.requests:>9}{r.errors:>7}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}"
+                     f"{r.requests_per_s:>8.1f}{r.forward_batches:>8}")
+    return "\n".join(lines)
+
+
+def export_untrained(backbone: str, folder: Path) -> Path:
+    from phudge_lightning.export import export
+    from phudge_lightning.module import JudgeModule
+
+    return export(JudgeModule(backbone=backbone, head="classification"), folder)
+
+
+# -- the command ----------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="phudge bench serve", description=__doc__.split("\n\n")[0])
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a .ckpt or an exported judge folder")
+    which.add_argument("--untrained", metavar="BACKBONE", help="export an untrained judge on this backbone (e.g. minilm-l6)")
+    p.add_argument("--requests", type=int, default=64, help="requests per row (p99 of few requests is near their maximum)")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32], help="concurrent clients of each row")
+    p.add_argument("--warmup", type=int, default=16, help="requests sent first, at the highest concurrency, not measured")
+    p.add_argument("--max-batch-size", type=int, default=16, help="the server's batch size with batching on")
+    p.add_argument("--batch-timeout", type=float, default=0.01, help="the server's batch timeout with batching on (s)")
+    p.add_argument("--device", default=None, help="the server's device (default: its own choice)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds a request may take before it counts as an error")
+    p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds the server may take to load the judge")
+    p.add_argument("--output", help="also write the rows as JSON here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.requests < 1 or min(args.concurrency) < 1 or args.max_batch_size < 1:
+        parser().error("--requests, --concurrency and --max-batch-size must be positive")
+    bodies = demo_bodies()
+    settings = [(f"on (max {args.max_batch_size}, {1000 * args.batch_timeout:g} ms)",
+                 ["--max-batch-size", str(args.max_batch_size), "--batch-timeout", str(args.batch_timeout)]),
+                ("off (max 1)", ["--max-batch-size", "1", "--batch-timeout", "0"])]
+    device = ["--device", args.device] if args.device else []
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="phudge-bench-serve-") as scratch:
+        checkpoint = args.checkpoint or str(export_untrained(args.untrained, Path(scratch) / "judge"))
+        for label, options in settings:
+            server = ServerProcess(checkpoint, free_port(), Path(scratch) / "server.log", *options, *device)
+            try:
+                server.wait_ready(args.startup_timeout)
+                info = server.get("/health")
+                if args.warmup:  # the first passes allocate and pick kernels: not what a live server sees
+                    load(server.port, bodies, args.warmup, max(args.concurrency), args.timeout)
+                for concurrency in args.concurrency:
+                    rows.append(measure(server, label, bodies, args.requests, concurrency, args.timeout))
+                    print(f"  {label}, {concurrency} clients: {rows[-1].requests_per_s:.1f} req/s", file=sys.stderr)
+            finally:
+                server.stop()
+    print(f"phudge bench serve: {args.checkpoint or 'untrained ' + args.untrained} ({info['backbone']}, {info['head']} head), "
+          f"{args.requests} requests per row, demo-set records, loopback; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs shared by clients and server")
+    print(format_table(rows))
+    if args.output:
+        Path(args.output).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    return 0 if all(r.errors == 0 for r in rows) else 1

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job on the embedded defaults, on CPU: train a small judge (all-MiniLM-L6-v2 + LoRA,
+# regression head) on the demo set, evaluate it, and grade examples. About 5 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run=runs/demo
+rm -rf "$run"
+phudge data --data demo --backbone minilm-l6
+phudge fit --config configs/cpu-minilm.yaml --trainer.default_root_dir "$run" --trainer.logger.init_args.save_dir "$run"
+best=$(ls -t "$run"/tensorboard/version_*/checkpoints/best-*.ckpt | head -n 1)
+echo "best checkpoint (minimum val/loss): $best"
+# Validation metrics of the best judge on the held-out demo rows.
+phudge validate --config configs/cpu-minilm.yaml --ckpt_path "$best" --trainer.logger false
+# The paper's benchmarks, when the shared data sits beside the project.
+bench=../shared/data/benchmarks
+if [ -f "$bench/vicuna_eval.json" ]; then
+  phudge evaluate --checkpoint "$best" --benchmark vicuna --data "$bench/vicuna_eval.json" --output "$run/vicuna.json"
+  phudge evaluate --baseline length --benchmark vicuna --data "$bench/vicuna_eval.json"
+fi
+phudge grade --checkpoint "$best" --input examples/grade.jsonl --output "$run/graded.jsonl"
+cat "$run/graded.jsonl"

@@ -1,0 +1,126 @@
+"""``phudge evaluate``: the length baseline, both pair conventions, a real (tiny) judge, the shared files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from phudge_lightning.benchmarks import load_benchmark
+from phudge_lightning.evaluation import main
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "shared/data/benchmarks"
+RUBRIC = "[Is it helpful?]\n" + "\n".join(f"Score {i}: level {i}." for i in range(1, 6))
+
+
+def prompt(instruction: str, response: str) -> str:
+    return (f"###Task Description:\nGrade it.\n\n###The instruction to evaluate:\n{instruction}\n\n"
+            f"###Response to evaluate:\n{response}\n\n###Reference Answer (Score 5):\nA reference.\n\n"
+            f"###Score Rubrics:\n{RUBRIC}\n\n###Feedback: ")
+
+
+def run(tmp_path, *args) -> dict:
+    output = tmp_path / "metrics.json"
+    assert main([*args, "--output", str(output)]) == 0
+    return json.loads(output.read_text())
+
+
+@pytest.fixture
+def vicuna_like(tmp_path):
+    rows = [{"idx": i, "instruction": prompt(f"Q{i}", "word " * (1 + (i * 7) % 11)),
+             "gpt4_score": [1 + i % 5, 1 + (i * 3) % 5, 3]} for i in range(12)]
+    path = tmp_path / "vicuna.json"
+    path.write_text(json.dumps(rows))
+    return path, rows
+
+
+def test_length_baseline_absolute(tmp_path, vicuna_like):
+    path, rows = vicuna_like
+    result = run(tmp_path, "--baseline", "length", "--benchmark", "vicuna", "--data", str(path))
+    lengths = [len(("word " * (1 + (i * 7) % 11)).strip()) for i in range(12)]
+    means = [sum(r["gpt4_score"]) / 3 for r in rows]
+    assert {"n", "pearson", "spearman", "kendall", "r2", "mae", "mse"} <= set(result)
+    assert result["n"] == 12 and result["invalid"] == 0
+    assert result["pearson"] == pytest.approx(stats.pearsonr(lengths, means)[0], abs=1e-9)
+    assert result["spearman"] == pytest.approx(stats.spearmanr(lengths, means)[0], abs=1e-6)
+    assert result["judge"] == "baseline: length" and result["benchmark"] == "vicuna"
+
+
+def test_length_baseline_strict_pairs(tmp_path):
+    pairs = [("a long chosen answer", "short"), ("tie!!", "same!"), ("short", "a long rejected answer"), ("longer", "long")]
+    rows = [{"chosen_instruction": prompt("Q", a), "rejected_instruction": prompt("Q", b)} for a, b in pairs]
+    path = tmp_path / "hhh.json"
+    path.write_text(json.dumps(rows))
+    result = run(tmp_path, "--baseline", "length", "--benchmark", "hhh", "--data", str(path))
+    # right: 1 and 4; pair 2 is a predicted tie (equal lengths): wrong under the strict convention
+    assert (result["n"], result["accuracy"], result["predicted_ties"], result["ties"]) == (4, 0.5, 1, 0)
+    assert "strict" in result["convention"] and "accuracy_with_ties" not in result
+
+
+def test_length_baseline_with_tie_labels_and_margin(tmp_path):
+    rows = [  # Auto-J: 0 first better, 1 second better, 2 tie
+        {"prompt": "P", "response 1": "a" * 10, "response 2": "a" * 5, "label": 0},  # right
+        {"prompt": "P", "response 1": "a" * 10, "response 2": "a" * 9, "label": 1},  # wrong
+        {"prompt": "P", "response 1": "a" * 10, "response 2": "a" * 9, "label": 2},  # a tie within a margin of 1
+        {"prompt": "P", "response 1": "a" * 10, "response 2": "a" * 10, "label": 2},  # a tie at any margin
+        {"prompt": "P", "response 1": 7, "response 2": "a", "label": 2},  # invalid
+    ]
+    path = tmp_path / "autoj.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    exact = run(tmp_path, "--baseline", "length", "--benchmark", "autoj", "--data", str(path))
+    assert (exact["n"], exact["accuracy"], exact["ties"], exact["invalid"]) == (2, 0.5, 2, 1)
+    assert exact["accuracy_with_ties"] == pytest.approx(2 / 4) and exact["tie_margin"] == 0.0
+    margin = run(tmp_path, "--baseline", "length", "--benchmark", "autoj", "--data", str(path), "--tie-margin", "1")
+    assert margin["accuracy"] == 0.5  # the strict figure does not move
+    # pair 1 (5 apart) still "A", right; pair 2 (1 apart) now a predicted tie, still wrong; pairs 3 and 4 right
+    assert margin["accuracy_with_ties"] == pytest.approx(3 / 4) and margin["tie_margin"] == 1.0
+
+
+def test_judge_on_absolute_and_relative_sets(tmp_path, tiny_llama_dir, vicuna_like):
+    from phudge_lightning.export import export
+    from phudge_lightning.judge import Judge
+    from phudge_lightning.module import JudgeModule
+
+    module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora={"r": 2, "alpha": 4, "dropout": 0.0})
+    folder = export(module, tmp_path / "judge")
+    path, _ = vicuna_like
+    result = run(tmp_path, "--checkpoint", str(folder), "--benchmark", "vicuna", "--data", str(path), "--device", "cpu",
+                 "--batch-size", "4")
+    assert result["n"] == 12 and result["no_score"] == 0 and -1 <= result["pearson"] <= 1
+    judge = Judge.load(folder, device="cpu")
+    bench = load_benchmark("vicuna", str(path))
+    scores = [g.score for g in judge.grade_many(bench.records())]
+    assert result["pearson"] == pytest.approx(stats.pearsonr(scores, [r.score for r in bench.items])[0], abs=1e-4)
+
+    rows = [{"question_body": f"Q{i}", "answer1_body": "yes " * (i + 1), "answer2_body": "no", "score": [8, 8 - i % 3]}
+            for i in range(6)]
+    judgelm = tmp_path / "judgelm.jsonl"
+    judgelm.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    relative = run(tmp_path, "--checkpoint", str(folder), "--benchmark", "judgelm", "--data", str(judgelm),
+                   "--device", "cpu", "--rubric-free", "--reference-free")
+    assert relative["n"] == 4 and relative["ties"] == 2 and relative["rubric_free"] and relative["reference_free"]
+    assert 0 <= relative["accuracy"] <= 1 and relative["n_with_ties"] == 6
+
+
+def test_no_valid_rows_or_no_checkpoint_is_an_error(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "P"}\n')
+    assert main(["--baseline", "length", "--benchmark", "autoj", "--data", str(path)]) == 1
+    path.write_text('{"prompt": "P", "response 1": "a", "response 2": "b", "label": 0}\n')
+    assert main(["--checkpoint", str(tmp_path / "absent.ckpt"), "--benchmark", "autoj", "--data", str(path)]) == 2
+    with pytest.raises(SystemExit):  # a judge or the baseline, not both
+        main(["--checkpoint", "x", "--baseline", "length", "--benchmark", "autoj", "--data", str(path)])
+
+
+@pytest.mark.skipif(not (BENCHMARKS / "vicuna_eval.json").exists(), reason="the shared benchmark files are not here")
+def test_length_baseline_reproduces_the_published_floor(tmp_path):
+    """The README beside the data: length alone reaches Pearson 0.29 on Vicuna, 0.32 on
+    MT-Bench, accuracy 0.63 on HHH."""
+    vicuna = run(tmp_path, "--baseline", "length", "--benchmark", "vicuna", "--data", str(BENCHMARKS / "vicuna_eval.json"))
+    assert round(vicuna["pearson"], 2) == 0.29 and vicuna["n"] == 320 and vicuna["invalid"] == 0
+    mt_bench = run(tmp_path, "--baseline", "length", "--benchmark", "mt_bench", "--data", str(BENCHMARKS / "mt_bench_eval.json"))
+    assert round(mt_bench["pearson"], 2) == 0.32
+    hhh = run(tmp_path, "--baseline", "length", "--benchmark", "hhh", "--data", str(BENCHMARKS / "hhh_alignment_eval.json"))
+    assert round(hhh["accuracy"], 2) == 0.63 and hhh["n"] == 221

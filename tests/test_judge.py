@@ -1,0 +1,130 @@
+"""The Judge API: order under length sorting, compare's ties, P(A better), the causal head's None."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from datamodules.records import validate_record
+from phudge_lightning.judge import Grade, Judge, compare_grades, pairwise_probabilities
+from phudge_lightning.module import JudgeModule
+
+LORA = {"r": 2, "alpha": 4, "dropout": 0.0}
+
+
+def make_judge(backbone, head: str, **kwargs) -> Judge:
+    return Judge(JudgeModule(backbone=str(backbone), head=head, lora=LORA, **kwargs), device="cpu", batch_size=3)
+
+
+@pytest.fixture(scope="module")
+def regression_judge(tiny_llama_dir):
+    return make_judge(tiny_llama_dir, "regression")
+
+
+@pytest.fixture(scope="module")
+def classification_judge(tiny_llama_dir):
+    return make_judge(tiny_llama_dir, "classification")
+
+
+def varied_records(n: int = 10) -> list[dict]:
+    """Records whose lengths are far from sorted, so that length sorting reorders them."""
+    words = "the steak should rest for five minutes so the juice stays in the meat".split()
+    lengths = [1, 12, 3, 9, 2, 14, 5, 7, 4, 11, 6, 13][:n]
+    return [{"instruction": f"Question {i}: how long should a steak rest?", "response": " ".join(words[:k] * (1 + i % 2)),
+             "rubric": "Is it correct?" if i % 2 else None, "id": i} for i, k in enumerate(lengths)]
+
+
+def test_grade_many_keeps_input_order_under_length_sorting(regression_judge):
+    judge = regression_judge
+    records = varied_records()
+    lengths = [len(judge.encoder.encode(validate_record(r, require_score=False)).input_ids) for r in records]
+    assert lengths != sorted(lengths, reverse=True)  # the batches really are built in another order
+    batched = [g.score for g in judge.grade_many(records, batch_size=3)]
+    alone = [judge.grade_many([r], batch_size=1)[0].score for r in records]
+    assert len(set(round(s, 5) for s in alone)) > 3  # distinct scores, so a swap would show
+    assert batched == pytest.approx(alone, abs=1e-4)
+    streamed = [g.score for g in judge.iter_grades(records, batch_size=2, block=1)]
+    assert streamed == pytest.approx(alone, abs=1e-4)
+
+
+def test_grade_one(regression_judge):
+    grade = regression_judge.grade("What is 2+2?", "4", rubric="Correct?", reference_answer="2 + 2 = 4")
+    assert isinstance(grade.score, float) and grade.probabilities is None and grade.feedback is None
+
+
+def test_compare_identical_responses_tie(regression_judge):
+    result = regression_judge.compare("How long should a steak rest?", "Five minutes.", "Five minutes.")
+    assert result.winner == "tie" and result.margin == 0.0 and result.score_a == result.score_b
+    assert result.p_a_better is None  # the regression head has no distribution
+
+
+def test_compare_tie_margin_on_a_real_pair(regression_judge):
+    a, b = "Five minutes, so the juice stays in.", "the the the"
+    result = regression_judge.compare("How long should a steak rest?", a, b)
+    gap = abs(result.margin)
+    assert gap > 0 and result.winner == ("A" if result.margin > 0 else "B")
+    assert regression_judge.compare("How long should a steak rest?", a, b, tie_margin=gap + 1e-6).winner == "tie"
+    assert regression_judge.compare("How long should a steak rest?", a, b, tie_margin=gap / 2).winner == result.winner
+    # the verdict is position-free: swapping the two only swaps the winner
+    swapped = regression_judge.compare("How long should a steak rest?", b, a)
+    assert swapped.margin == pytest.approx(-result.margin, abs=1e-5)
+
+
+@pytest.mark.parametrize("a, b, margin, winner", [
+    (3.25, 3.0, 0.0, "A"), (3.0, 3.25, 0.0, "B"), (3.25, 3.0, 0.25, "tie"), (3.25, 3.0, 0.125, "A"),
+    (3.0, 3.0, 0.0, "tie"), (None, 3.0, 1.0, "invalid"),
+])
+def test_compare_grades_tie_behaviour(a, b, margin, winner):
+    result = compare_grades(Grade(score=a), Grade(score=b), tie_margin=margin)
+    assert result.winner == winner
+    assert result.margin == (None if a is None else a - b)
+
+
+def test_pairwise_probabilities_by_hand():
+    assert pairwise_probabilities([0, 0, 0, 0, 1], [1, 0, 0, 0, 0]) == pytest.approx((1.0, 0.0))
+    assert pairwise_probabilities([0.2] * 5, [0.2] * 5) == pytest.approx((0.4, 0.2))
+    assert pairwise_probabilities([0, 1, 0, 0, 0], [0, 0.5, 0.5, 0, 0]) == pytest.approx((0.0, 0.5))
+
+
+def test_p_a_better_from_the_two_distributions(classification_judge):
+    judge = classification_judge
+    instruction, a, b = "Why does bread need salt?", "Salt adds flavour and makes the dough stronger.", "no"
+    result = judge.compare(instruction, a, b)
+    grade_a, grade_b = judge.grade(instruction, a), judge.grade(instruction, b)
+    assert sum(grade_a.probabilities) == pytest.approx(1.0, abs=1e-5)
+    assert grade_a.score == pytest.approx(sum(k * p for k, p in enumerate(grade_a.probabilities, 1)), abs=1e-4)
+    pa, pb = grade_a.probabilities, grade_b.probabilities
+    brute_better = sum(pa[i] * pb[j] for i, j in itertools.product(range(5), repeat=2) if i > j)
+    brute_tie = sum(grade_a.probabilities[i] * grade_b.probabilities[i] for i in range(5))
+    assert result.p_a_better == pytest.approx(brute_better, abs=1e-5)
+    assert result.p_tie == pytest.approx(brute_tie, abs=1e-5)
+    b_better = pairwise_probabilities(grade_b.probabilities, grade_a.probabilities)[0]
+    assert result.p_a_better + result.p_tie + b_better == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def causal_judge(tiny_llama_dir):
+    return make_judge(tiny_llama_dir, "causal", max_new_tokens=2)
+
+
+def test_causal_generates_feedback(causal_judge):
+    grade = causal_judge.grade("Say hi.", "hi")
+    assert isinstance(grade.feedback, str)
+    assert grade.score is None or 1 <= grade.score <= 5
+
+
+def test_causal_missing_score_is_none(causal_judge, monkeypatch):
+    module, tokenizer = causal_judge.module, causal_judge.tokenizer
+
+    def generate(input_ids, attention_mask):  # a score only for prompts that ask for one
+        texts = tokenizer.batch_decode(input_ids, skip_special_tokens=True)
+        return ["Feedback: fine. [RESULT] 4" if "scored" in t else "Feedback: rambling on, no result" for t in texts]
+
+    monkeypatch.setattr(module, "generate", generate)
+    grades = causal_judge.grade_many([{"instruction": "Say hi.", "response": "a much longer answer that is scored"},
+                                      {"instruction": "Say hi.", "response": "hi"}])
+    assert [g.score for g in grades] == [4.0, None]
+    assert grades[1].feedback == "Feedback: rambling on, no result"
+    result = compare_grades(*grades)
+    assert result.winner == "invalid" and result.margin is None and result.score_b is None
