@@ -101,7 +101,9 @@ class JudgeModule(L.LightningModule):
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The head's raw prediction: (N,) scores, (N, 5) logits, or (N, T, V) LM logits."""
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        # One pass, no generation: a KV cache would only hold memory (GBs at batch 16 on Phi-3).
+        no_cache = {"use_cache": False} if hasattr(self.config, "use_cache") else {}
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **no_cache)
         if self.causal:
             return self.head(out.logits)
         return self.head(pool(out.last_hidden_state, attention_mask, self.pooling))

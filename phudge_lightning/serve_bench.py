@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -115,16 +116,16 @@ def free_port() -> int:
 
 
 # -- the load -------------------------------------------------------------------------------------
-def load(port: int, bodies: list[bytes], requests: int, concurrency: int, timeout: float) -> tuple[list[float], int, float]:
+def load(port: int, bodies: list[bytes], requests: int, concurrency: int, timeout: float) -> tuple[list[float], Counter, float]:
     """Send ``requests`` grade requests from ``concurrency`` threads; return the latencies (s)
-    of the answered ones, the number of failures, and the wall time."""
+    of the answered ones, the failures counted by kind, and the wall time."""
     latencies: list[float] = []
-    errors = 0
+    errors: Counter = Counter()
     taken = 0
     lock = threading.Lock()
 
     def client() -> None:
-        nonlocal errors, taken
+        nonlocal taken
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
             while True:
@@ -136,17 +137,17 @@ def load(port: int, bodies: list[bytes], requests: int, concurrency: int, timeou
                 try:
                     connection.request("POST", "/grade", body, {"Content-Type": "application/json"})
                     answer = connection.getresponse()
-                    answer.read()
-                    ok = answer.status == 200
-                except (OSError, http.client.HTTPException):
-                    ok = False
+                    text = answer.read()
+                    error = None if answer.status == 200 else f"HTTP {answer.status}: {text[:160].decode(errors='replace')}"
+                except (OSError, http.client.HTTPException) as failure:
+                    error = f"{type(failure).__name__}: {failure}"
                     connection.close()  # reconnects on the next request
                 elapsed = time.perf_counter() - start
                 with lock:
-                    if ok:
+                    if error is None:
                         latencies.append(elapsed)
                     else:
-                        errors += 1
+                        errors[error] += 1
         finally:
             connection.close()
 
@@ -163,7 +164,9 @@ def measure(server: ServerProcess, label: str, bodies: list[bytes], requests: in
     before = server.get("/health")["batches"]
     latencies, errors, wall = load(server.port, bodies, requests, concurrency, timeout)
     batches = server.get("/health")["batches"] - before
-    return Row(label, concurrency, requests, errors, 1000 * percentile(latencies, 0.5), 1000 * percentile(latencies, 0.99),
+    for error, count in errors.most_common(3):
+        print(f"  {count} failed with {error}", file=sys.stderr)
+    return Row(label, concurrency, requests, sum(errors.values()), 1000 * percentile(latencies, 0.5), 1000 * percentile(latencies, 0.99),
                len(latencies) / wall, batches)
 
 
@@ -195,7 +198,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=16, help="the server's batch size with batching on")
     p.add_argument("--batch-timeout", type=float, default=0.01, help="the server's batch timeout with batching on (s)")
     p.add_argument("--device", default=None, help="the server's device (default: its own choice)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds a request may take before it counts as an error")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds a request may take before it counts as an error")
     p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds the server may take to load the judge")
     p.add_argument("--output", help="also write the rows as JSON here")
     return p
@@ -225,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {label}, {concurrency} clients: {rows[-1].requests_per_s:.1f} req/s", file=sys.stderr)
             finally:
                 server.stop()
+                if any(r.errors for r in rows if r.batching == label):
+                    print(f"  the server's log ends:\n{server.log.read_text()[-2000:]}", file=sys.stderr)
     print(f"phudge bench serve: {args.checkpoint or 'untrained ' + args.untrained} ({info['backbone']}, {info['head']} head), "
           f"{args.requests} requests per row, demo-set records, loopback; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs shared by clients and server")

@@ -83,9 +83,10 @@ def check_predictions(output: Path, source: Path, ckpt: Path) -> list[dict]:
     return rows
 
 
-def test_predict_one_device(tmp_path, trained):
+def test_predict_one_device(tmp_path, trained, monkeypatch):
     from phudge_lightning.cli import main
 
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])  # (LightningCLI warns when it sees pytest's own arguments)
     config, ckpt = trained
     source, output = predict_input(tmp_path / "in.jsonl"), tmp_path / "predictions"
     main(["predict", "--config", str(config), "--ckpt_path", str(ckpt), "--data.predict_data", str(source),

@@ -21,7 +21,7 @@ from datamodules.prompt import CUTTABLE, PromptEncoder, render
 from datamodules.records import SCORE_KEYS, Record, RecordError, rubric_text, validate_record
 from tiny import tiny_tokenizer
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                        HealthCheck.function_scoped_fixture])
 HEADERS = (prometheus.TASK, prometheus.INSTRUCTION, prometheus.RESPONSE, prometheus.REFERENCE, prometheus.RUBRIC,

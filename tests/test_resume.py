@@ -1,6 +1,7 @@
-"""A training run killed with kill -9 resumes from ``last.ckpt`` and continues the same loss curve.
+"""Training survives faults: a run killed with kill -9 resumes from ``last.ckpt`` on the same loss
+curve, and batches with a NaN or infinite loss are skipped, then stop the run if they persist.
 
-The end-to-end test runs ``phudge fit`` three times as subprocesses, at tiny scale (a random
+The end-to-end resume test runs ``phudge fit`` three times as subprocesses, at tiny scale (a random
 2-layer Llama, 40 rows, 30 steps of batch 4, 9 batches per epoch): an uninterrupted reference,
 a run killed with SIGKILL mid-epoch, and its resumption with ``--ckpt_path last.ckpt``. The
 resumed losses must equal the reference's step for step: that holds only if the weights, the
@@ -10,17 +11,22 @@ AdamW moments, the learning-rate schedule, the step counter and the data order a
 from __future__ import annotations
 
 import csv
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
+import losses
 from datamodules.batching import LengthGroupedBatchSampler
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,9 +99,9 @@ def test_resume_is_set_before_the_loader_is_iterated():
     either way, because the sampler reads it only when the epoch's iteration starts."""
     from datamodules.feedback_collection import FeedbackCollectionDataModule
 
-    dm = FeedbackCollectionDataModule.__new__(FeedbackCollectionDataModule)
-    dm._train_sampler, dm._resume_at = None, None
-    FeedbackCollectionDataModule.load_state_dict(dm, {"train_position": [2, 3]})
+    dm = FeedbackCollectionDataModule()  # (reads nothing before setup)
+    assert dm.state_dict() == {}  # no trainer, no position
+    dm.load_state_dict({"train_position": [2, 3]})
     dm._train_sampler = LengthGroupedBatchSampler(list(range(40)), 4, shuffle=True, seed=0)
     dm._apply_resume()
     full = batches(LengthGroupedBatchSampler(list(range(40)), 4, shuffle=True, seed=0), 2)
@@ -157,7 +163,7 @@ def finish(process: subprocess.Popen, root: Path) -> None:
     assert rc == 0, (root / "log.txt").read_text()[-4000:]
 
 
-def losses(root: Path) -> dict[int, float]:
+def step_losses(root: Path) -> dict[int, float]:
     (metrics,) = root.glob("csv/version_*/metrics.csv")
     with metrics.open() as f:
         return {int(row["step"]): float(row["train/loss_step"]) for row in csv.DictReader(f) if row["train/loss_step"]}
@@ -194,9 +200,88 @@ def test_fit_killed_with_sigkill_resumes_on_the_same_loss_curve(tmp_path, tiny_l
             if run.poll() is None:
                 run.kill()
 
-    expected, got = losses(reference), losses(resumed)
+    expected, got = step_losses(reference), step_losses(resumed)
     assert sorted(expected) == list(range(MAX_STEPS))
     assert sorted(got) == list(range(RESUMED_FROM, MAX_STEPS))  # picks up at the checkpoint's step
     for step in got:
         assert got[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-5), f"step {step}"
     assert checkpoint_step(resumed / "ckpt" / "last.ckpt") == MAX_STEPS
+
+
+# -- non-finite losses ---------------------------------------------------------------------------
+def fractional(score: torch.Tensor) -> torch.Tensor:
+    return score != score.round()
+
+
+@losses.register_loss("test_nan_on_fractional_scores", target="scalar")
+def nan_on_fractional_scores(prediction: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """MSE, but NaN for a batch holding a non-integer score (a stand-in for a bad row)."""
+    loss = (prediction - score).pow(2).mean()
+    return loss * math.nan if fractional(score).any() else loss
+
+
+@losses.register_loss("test_inf_on_fractional_scores", target="scalar")
+def inf_on_fractional_scores(prediction: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    loss = (prediction - score).pow(2).mean()
+    return loss + math.inf if fractional(score).any() else loss
+
+
+@losses.register_loss("test_always_nan", target="scalar")
+def always_nan(prediction: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    return prediction.sum() * math.nan
+
+
+def fit_one_epoch(tiny_llama_dir, records, loss: str, max_nonfinite_steps: int):
+    import lightning as L
+
+    from datamodules import FeedbackCollectionDataModule
+    from phudge_lightning.module import JudgeModule
+
+    module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", loss=loss, max_nonfinite_steps=max_nonfinite_steps,
+                         lora={"r": 2, "alpha": 4, "dropout": 0.0}, lr=1e-3)
+    dm = FeedbackCollectionDataModule(data=str(records), backbone=str(tiny_llama_dir), head="regression", batch_size=4,
+                                      val_fraction=0.1, max_length=256)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        num_sanity_val_steps=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            trainer.fit(module, dm)
+            error = None
+        except RuntimeError as e:
+            error = e
+    found = [re.fullmatch(r"step (\d+): non-finite loss \((\w+)\) on rows \[([\d, ]*)\]; batch skipped", str(w.message))
+             for w in caught]
+    return trainer, dm, [(int(m[1]), m[2], [int(i) for i in m[3].split(", ")]) for m in found if m], error
+
+
+@pytest.mark.parametrize("loss, shown", [("test_nan_on_fractional_scores", "nan"), ("test_inf_on_fractional_scores", "inf")])
+def test_non_finite_batches_are_skipped_with_a_warning_naming_step_and_rows(tiny_llama_dir, small_records_file, loss, shown):
+    trainer, dm, skipped, error = fit_one_epoch(tiny_llama_dir, small_records_file, loss, max_nonfinite_steps=100)
+    assert error is None
+    # The epoch's batches, in the order the trainer drew them: the bad ones are those warned of.
+    sampler = trainer.train_dataloader.batch_sampler
+    sampler.set_epoch(0)
+    scores = dm.sets["train"].table["score"]
+    expected, good, batches = [], 0, list(sampler)
+    for step, batch in enumerate(batches):
+        rows = [index for index, _ in batch]
+        if any(scores[i] != round(scores[i]) for i in rows):
+            expected.append((step, shown, rows))
+        else:
+            good += 1
+    assert expected and good  # the test data holds both kinds of batch
+    assert skipped == expected
+    # Lightning counts a skipped batch as a step (global_step, the schedule), but no weight moves:
+    # AdamW's own step count is that of the finite batches.
+    assert trainer.global_step == len(batches)
+    assert {int(state["step"]) for state in trainer.optimizers[0].state.values()} == {good}
+
+
+def test_non_finite_losses_in_a_row_stop_training_with_a_clear_error(tiny_llama_dir, small_records_file):
+    trainer, _, skipped, error = fit_one_epoch(tiny_llama_dir, small_records_file, "test_always_nan", max_nonfinite_steps=3)
+    assert isinstance(error, RuntimeError)
+    assert re.match(r"3 batches in a row had a non-finite loss \(last at step 2, rows \[[\d, ]+\]\)", str(error))
+    assert [step for step, _, _ in skipped] == [0, 1, 2]
+    assert not trainer.optimizers[0].state  # not one update

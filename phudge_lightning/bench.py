@@ -1,0 +1,38 @@
+"""``phudge bench``: speed benchmarks, each a small program in the module named for it.
+
+    phudge bench speed --backbone smollm2-135m --data ../shared/data/benchmarks/vicuna_eval.json --n 16
+    phudge bench train --backbone smollm2-135m --n 32
+    phudge bench serve --help
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module with ``main(argv)``, one line of help)
+BENCHMARKS = {
+    "speed": ("phudge_lightning.bench_speed", "judgments/s: the head judge, generative judging and the matmul limit"),
+    "train": ("phudge_lightning.bench_train", "training tokens/s: a phudge fit step against plain peft + transformers"),
+    "serve": ("phudge_lightning.serve_bench", "the HTTP server under load: latency and throughput"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: phudge bench <benchmark> [options]   (phudge bench <benchmark> --help)", ""]
+    return "\n".join(lines + [f"  {name:<8}{text}" for name, (_, text) in BENCHMARKS.items()])
+
+
+def main(argv: list[str] | None = None) -> int | None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] not in BENCHMARKS:
+        print(f"phudge bench: unknown benchmark {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    return importlib.import_module(BENCHMARKS[argv[0]][0]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

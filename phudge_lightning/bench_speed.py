@@ -1,0 +1,283 @@
+"""``phudge bench speed``: the head judge against generative judging and the matmul limit.
+
+In one process, on the same backbone, dtype and N real prompts:
+
+1. judge: the production grading path, ``Judge.grade_many`` (tokenisation, length-grouped
+   batches, forward, head), around an untrained ``JudgeModule`` (speed does not depend on
+   the weights; its default LoRA adapter is merged as a trained one would be);
+2. generative: the same backbone writing a feedback and ``[RESULT] n`` greedily, as Prometheus
+   judges, at its best: KV cache, batched left-padded ``generate``, ``inference_mode``, the same
+   dtype; a row may stop early at EOS (the mean of new tokens is reported);
+3. limit: 2 x (non-embedding parameters) x (real prompt tokens) FLOPs per judgment at the
+   peak matmul rate measured here, in the judge's dtype;
+4. padding waste: padded tokens over all tokens in the judge's batches.
+
+The last line with ``--json`` is one JSON object: ``judge_per_s``, ``generative_per_s``,
+``limit_per_s``, ``padding_waste``, ``tokens_per_s`` and the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/benchmarks/vicuna_eval.json"
+
+
+# -- measurements --------------------------------------------------------------------------------
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_matmul_flops(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 1.0) -> float:
+    """The best FLOP/s of ``size`` x ``size`` matmuls over rounds of about ``seconds`` / 5."""
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    flops, best, spent, calls = 2 * size**3, 0.0, 0.0, 1
+    for _ in range(2):
+        a @ b  # warm-up (and oneDNN's first-call kernel choice)
+    synchronize(device)
+    while spent < seconds:
+        start = time.perf_counter()
+        for _ in range(calls):
+            a @ b
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+        spent += elapsed
+        best = max(best, calls * flops / elapsed)
+        if elapsed < seconds / 20:
+            calls *= 2
+    return best
+
+
+def non_embedding_parameters(model: torch.nn.Module) -> int:
+    """Parameters that a token's forward multiplies by: all but embedding tables and LoRA factors
+    (merged into the weights they adapt, see ``Judge``)."""
+    embedding = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    return sum(p.numel() for name, p in model.named_parameters() if id(p) not in embedding and "lora_" not in name)
+
+
+def resolve_dtype(name: str, device: torch.device, peaks: dict[str, float]) -> str:
+    """``auto``: the dtype of the higher measured matmul peak (bf16 on CPUs with AMX or AVX512-BF16)."""
+    if name != "auto":
+        return name
+    return max(peaks, key=peaks.get)
+
+
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))])
+
+
+# -- the two judges ------------------------------------------------------------------------------
+def bench_judge(judge, records: list, batch_size: int, repeat: int = 1) -> dict:
+    """Time ``judge.grade_many`` over ``records`` (best of ``repeat``), after a one-row warm-up."""
+    from phudge_lightning.judge import BatchStats
+
+    judge.grade_many(records[:1], batch_size=batch_size)
+    start = time.perf_counter()
+    encoded = judge._encode(records)  # tokenisation alone, to report its share
+    tokenise_s = time.perf_counter() - start
+    best = None
+    for _ in range(repeat):
+        judge.stats = BatchStats()
+        synchronize(judge.device)
+        start = time.perf_counter()
+        grades = judge.grade_many(records, batch_size=batch_size)
+        synchronize(judge.device)
+        elapsed = time.perf_counter() - start
+        if best is None or elapsed < best[0]:
+            best = (elapsed, judge.stats, grades)
+    seconds, stats, grades = best
+    return {"seconds": seconds, "tokenise_s": tokenise_s, "stats": stats, "lengths": [len(e.input_ids) for e in encoded],
+            "scored": sum(g.score is not None for g in grades)}
+
+
+def new_token_counts(generated: torch.Tensor, eos_ids: set[int]) -> list[int]:
+    """Tokens each row generated, up to and including its first EOS."""
+    counts = []
+    for row in generated.tolist():
+        stop = next((i for i, t in enumerate(row) if t in eos_ids), None)
+        counts.append(len(row) if stop is None else stop + 1)
+    return counts
+
+
+def eos_token_ids(model, tokenizer) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+
+
+@torch.inference_mode()
+def bench_generative(model, tokenizer, prompts: list[list[int]], batch_size: int, max_new_tokens: int,
+                     device: torch.device) -> dict:
+    """Greedy, batched, left-padded ``generate`` with a KV cache over ``prompts`` (token ids), as
+    Prometheus judges: a feedback, then ``[RESULT] n``."""
+    from datamodules.batching import Collator
+    from heads.causal import parse_score
+
+    collate = Collator(tokenizer.pad_token_id, "left")
+    settings = dict(do_sample=False, use_cache=True, pad_token_id=tokenizer.pad_token_id)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # length-sorted: least padding
+    eos = eos_token_ids(model, tokenizer)
+    shortest = collate([{"input_ids": prompts[order[-1]], "index": 0}])
+    model.generate(input_ids=shortest["input_ids"].to(device), attention_mask=shortest["attention_mask"].to(device),
+                   max_new_tokens=2, **settings)  # warm-up
+    counts, parsed, slots, tokens = [], 0, 0, 0
+    synchronize(device)
+    start = time.perf_counter()
+    for i in range(0, len(order), batch_size):
+        batch = collate([{"input_ids": prompts[j], "index": 0} for j in order[i : i + batch_size]])
+        ids = batch["input_ids"].to(device)
+        out = model.generate(input_ids=ids, attention_mask=batch["attention_mask"].to(device),
+                             max_new_tokens=max_new_tokens, **settings)
+        new = out[:, ids.shape[1]:]
+        counts += new_token_counts(new, eos)
+        parsed += sum(parse_score(t) is not None for t in tokenizer.batch_decode(new, skip_special_tokens=True))
+        tokens += int(batch["attention_mask"].sum())
+        slots += batch["attention_mask"].numel()
+    synchronize(device)
+    return {"seconds": time.perf_counter() - start, "new_tokens": counts, "parsed": parsed,
+            "padding_waste": 1 - tokens / slots if slots else 0.0}
+
+
+# -- the benchmark -------------------------------------------------------------------------------
+def load_prompts(data: str, n: int) -> list:
+    from datamodules.sources import load_records
+
+    records, _ = load_records(data, skip_invalid=True, require_score=False, limit=n)
+    if not records:
+        raise SystemExit(f"phudge bench speed: no valid rows in {data}")
+    return records
+
+
+def run(args: argparse.Namespace) -> dict:
+    from phudge_lightning.backbone import load_backbone
+    from phudge_lightning.judge import Judge
+    from phudge_lightning.module import DEFAULT_LORA, JudgeModule
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(0)
+    peaks = {"float32": peak_matmul_flops(torch.float32, device, seconds=args.peak_seconds)}
+    if device.type == "cpu" or torch.cuda.is_bf16_supported():
+        peaks["bfloat16"] = peak_matmul_flops(torch.bfloat16, device, seconds=args.peak_seconds)
+    dtype = resolve_dtype(args.dtype, device, peaks)
+    if dtype not in peaks:
+        peaks[dtype] = peak_matmul_flops(getattr(torch, dtype), device, seconds=args.peak_seconds)
+    records = load_prompts(args.data, args.n)
+    n_gen = min(args.generative_n or len(records), len(records))
+    batch_size = args.batch_size
+
+    module = JudgeModule(backbone=args.backbone, head="regression", lora=None if args.no_lora else DEFAULT_LORA, dtype=dtype)
+    judge = Judge(module, device=str(device), batch_size=batch_size)
+    if args.max_padding is not None:
+        judge.max_padding = args.max_padding
+    params = non_embedding_parameters(module.backbone)
+    measured = bench_judge(judge, records, batch_size, repeat=args.repeat)
+    lengths = measured["lengths"]
+    prompts = [e.input_ids for e in judge._encode(records[:n_gen])]  # what the judge read
+    tokenizer = module.tokenizer
+    del judge, module
+
+    result = {
+        "backbone": args.backbone, "data": str(args.data), "n": len(records), "batch_size": batch_size,
+        "dtype": dtype, "device": str(device), "threads": torch.get_num_threads(), "lora_merged": not args.no_lora,
+        "max_new_tokens": args.max_new_tokens, "generative_n": n_gen if not args.skip_generative else 0,
+        "generative_batch_size": args.generative_batch_size or batch_size,
+        "prompt_tokens_mean": statistics.fmean(lengths), "prompt_tokens_median": statistics.median(lengths),
+        "prompt_tokens_p99": percentile(lengths, 99), "non_embedding_params": params,
+        "judge_s": measured["seconds"], "judge_per_s": len(records) / measured["seconds"],
+        "tokens_per_s": measured["stats"].tokens / measured["seconds"],
+        "tokenise_share": measured["tokenise_s"] / measured["seconds"],
+        "padding_waste": measured["stats"].padding_waste, "judge_batches": measured["stats"].batches,
+        "peak_flops": peaks[dtype], "peak_flops_by_dtype": peaks,
+    }
+    flops_per_judgment = 2 * params * statistics.fmean(lengths)
+    result["limit_per_s"] = peaks[dtype] / flops_per_judgment
+    result["limit_fraction"] = result["judge_per_s"] / result["limit_per_s"]
+
+    if not args.skip_generative:
+        model = load_backbone(args.backbone, causal=True, dtype=dtype).to(device).eval()
+        gen = bench_generative(model, tokenizer, prompts, result["generative_batch_size"], args.max_new_tokens, device)
+        result.update({
+            "generative_s": gen["seconds"], "generative_per_s": n_gen / gen["seconds"],
+            "new_tokens_mean": statistics.fmean(gen["new_tokens"]), "generative_parsed": gen["parsed"] / n_gen,
+            "generative_padding_waste": gen["padding_waste"],
+        })
+        result["speedup"] = result["judge_per_s"] / result["generative_per_s"]
+    result["load_avg"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return result
+
+
+def format_table(result: dict):
+    """A rich table: judgments/s of the judge, generative judging and the limit, with notes below."""
+    from rich.console import Group
+    from rich.table import Table
+
+    table = Table(title=f"phudge bench speed: {Path(result['backbone']).name}, {result['n']} prompts "
+                        f"(median {result['prompt_tokens_median']:.0f} tokens), {result['dtype']}, {result['device']}, "
+                        f"{result['threads']} threads")
+    for column in ("", "judgments/s", "x generative", "of the limit"):
+        table.add_column(column, justify="right" if column else "left")
+    gen = result.get("generative_per_s")
+    rows = [("head judge", result["judge_per_s"]), ("generative", gen), ("limit", result["limit_per_s"])]
+    for name, per_s in rows:
+        if per_s:
+            table.add_row(name, f"{per_s:.3f}", f"{per_s / gen:.1f}" if gen else "-", f"{per_s / result['limit_per_s']:.0%}")
+    notes = [
+        f"head judge: Judge.grade_many, batch size {result['batch_size']} ({result['judge_batches']} batches), "
+        f"{result['tokens_per_s']:.0f} tokens/s, padding waste {result['padding_waste']:.1%}, "
+        f"tokenising {result['tokenise_share']:.1%} of its time",
+        f"limit: 2 x {result['non_embedding_params'] / 1e6:.1f}M non-embedding parameters x "
+        f"{result['prompt_tokens_mean']:.0f} tokens per judgment at {result['peak_flops'] / 1e9:.0f} GFLOP/s "
+        f"(measured {result['dtype']} matmul peak)",
+    ]
+    if gen:
+        notes.insert(1, f"generative: {result['generative_n']} prompts, batch size {result['generative_batch_size']}, "
+                        f"{result['new_tokens_mean']:.0f} new tokens on average (at most {result['max_new_tokens']}), "
+                        f"[RESULT] parsed in {result['generative_parsed']:.0%}")
+    return Group(table, *notes)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="phudge bench speed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--backbone", default="smollm2-135m", help="embedded name, local folder or hub id")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="prompts: any source datamodules.sources reads")
+    p.add_argument("--n", type=int, default=16, help="prompts (the first N valid rows)")
+    p.add_argument("--batch-size", type=int, default=8, help="the judge's batch size (rows share a batch only "
+                   "within the judge's padding tolerance: on CPU, equal lengths)")
+    p.add_argument("--generative-n", type=int, default=None, help="generate on the first N prompts only (default all)")
+    p.add_argument("--generative-batch-size", type=int, default=None, help="default: --batch-size")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                   help="auto: the dtype of the higher measured matmul peak")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    p.add_argument("--no-lora", action="store_true", help="a bare backbone instead of a merged LoRA adapter")
+    p.add_argument("--max-padding", type=float, default=None, help="override the judge's padding tolerance")
+    p.add_argument("--repeat", type=int, default=1, help="time the judge this many times, keep the best")
+    p.add_argument("--peak-seconds", type=float, default=2.0, help="time spent measuring each matmul peak")
+    p.add_argument("--skip-generative", action="store_true")
+    p.add_argument("--json", action="store_true", help="end with one JSON line")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    result = run(args)
+    from rich.console import Console
+
+    Console().print(format_table(result))
+    if args.json:
+        print(json.dumps(result), flush=True)
+    return 0
