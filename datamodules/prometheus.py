@@ -15,6 +15,7 @@ import re
 TASK = "###Task Description:"
 INSTRUCTION = "###The instruction to evaluate:"
 RESPONSE = "###Response to evaluate:"
+CONTEXT = "###Context:"  # this project's section for retrieved passages (not Prometheus')
 REFERENCE = "###Reference Answer (Score 5):"
 RUBRIC = "###Score Rubrics:"
 FEEDBACK = "###Feedback:"
@@ -47,8 +48,8 @@ def parse_rubric(body: str | None) -> str | dict | None:
 
 
 def parse_prompt(text: str) -> dict:
-    """Split a formatted absolute prompt into ``instruction``, ``response``, ``reference_answer``
-    and ``rubric``; a section that is not there becomes None."""
+    """Split a formatted absolute prompt into ``instruction``, ``response``, ``context``,
+    ``reference_answer`` and ``rubric``; a section that is not there becomes None."""
     if not isinstance(text, str):
         raise ValueError(f"a Prometheus prompt must be text, got {type(text).__name__}")
     end = len(text)
@@ -65,11 +66,14 @@ def parse_prompt(text: str) -> dict:
     ref_ceiling = rub_at if rub_at is not None else end_all
     ref = [p for p in _line_starts(text, REFERENCE) if floor < p < ref_ceiling]
     ref_at = ref[-1] if ref else None
+    ctx_ceiling = ref_at if ref_at is not None else ref_ceiling
+    ctx = [p for p in _line_starts(text, CONTEXT) if floor < p < ctx_ceiling]
+    ctx_at = ctx[-1] if ctx else None
 
     def section(start, header):
         if start is None:
             return None
-        following = [p for p in (res_at, ref_at, rub_at, end_all) if p is not None and p > start]
+        following = [p for p in (res_at, ctx_at, ref_at, rub_at, end_all) if p is not None and p > start]
         body = _body(text, start, header, min(following) if following else end)
         return body or None
 
@@ -77,5 +81,6 @@ def parse_prompt(text: str) -> dict:
         "instruction": section(ins_at, INSTRUCTION),
         "response": section(res_at, RESPONSE),
         "reference_answer": section(ref_at, REFERENCE),
+        "context": section(ctx_at, CONTEXT),
         "rubric": parse_rubric(section(rub_at, RUBRIC)),
     }

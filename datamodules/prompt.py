@@ -119,17 +119,24 @@ class PromptEncoder:
         if budget is None or len(ids) <= budget:
             return ids, False
         fields = {name: getattr(record, name) for name in CUTTABLE if getattr(record, name)}
+        mark = len(self.tokenizer(CUT_MARK, add_special_tokens=False)["input_ids"])
+        floor = 16 + mark  # a field this short is not cut again
+        slack = 8  # re-tokenising the joined text can cost a few tokens: more each round
         for _ in range(4 * len(CUTTABLE)):
             field_ids = {name: self.tokenizer(text, add_special_tokens=False)["input_ids"] for name, text in fields.items()}
             name = max(field_ids, key=lambda n: len(field_ids[n]), default=None)
-            if name is None or len(field_ids[name]) <= 16:
+            if name is None or len(field_ids[name]) <= floor:
                 break
             excess = len(ids) - budget
-            keep = max(len(field_ids[name]) - excess - 8, 16)  # a little slack for re-tokenisation
+            keep = max(len(field_ids[name]) - excess - mark - slack, 16)
             head, tail = field_ids[name][: keep // 2], field_ids[name][-(keep - keep // 2) :]
-            fields[name] = self.tokenizer.decode(head) + CUT_MARK + self.tokenizer.decode(tail)
+            # A cut through a multi-byte character decodes to U+FFFD, which re-encodes longer.
+            head_text = self.tokenizer.decode(head).rstrip("\ufffd")
+            tail_text = self.tokenizer.decode(tail).lstrip("\ufffd")
+            fields[name] = head_text + CUT_MARK + tail_text
             ids = self._ids(self.text(dataclasses.replace(record, **fields)))
             if len(ids) <= budget:
                 return ids, True
+            slack *= 2
         half = budget // 2
         return ids[:half] + ids[len(ids) - (budget - half) :], True

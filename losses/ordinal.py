@@ -13,9 +13,10 @@ from losses.targets import soft_targets
 
 
 def _cdf_gap(logits: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """CDF(softmax(logits)) - CDF(target), shape (N, C)."""
-    p = logits.float().softmax(-1)
-    t = soft_targets(score, logits.shape[-1]).to(p.device)
+    """CDF(softmax(logits)) - CDF(target), shape (N, C), in float64: the generalised EMD raises
+    the gaps to fractional powers, which would blow float32 rounding (1e-8) up to 1e-4."""
+    p = logits.double().softmax(-1)
+    t = soft_targets(score.double(), logits.shape[-1]).to(device=p.device, dtype=p.dtype)
     return p.cumsum(-1) - t.cumsum(-1)
 
 
@@ -39,7 +40,7 @@ def emd_squared(logits: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     Predicting 2 for a true 3 moves less mass a shorter way than predicting 5, so it costs less:
     the ordinal property that plain cross-entropy lacks.
     """
-    return _cdf_gap(logits, score).pow(2).sum(-1).mean()
+    return _cdf_gap(logits, score).pow(2).sum(-1).mean().float()
 
 
 @register_loss("emd_squared_summed", target="distribution")
@@ -53,7 +54,7 @@ def emd_squared_summed(logits: torch.Tensor, score: torch.Tensor) -> torch.Tenso
     that scales with the batch size, which is what the paper compared against the mean.
     """
     per_class = _cdf_gap(logits, score).pow(2).sum(0)  # (C,): summed over the batch
-    return per_class.mean()
+    return per_class.mean().float()
 
 
 @register_loss("emd", target="distribution")
@@ -76,9 +77,11 @@ class EMDLoss:
         if self.p < 1:  # |x|^p has an infinite slope at 0 when p < 1: keep the gradient finite
             gap = gap.clamp_min(1e-12)
         norm_p = gap.pow(self.p).sum(-1)
-        if self.alpha < self.p:  # (0)^(a/p) has an infinite slope when a < p: keep it finite
-            norm_p = norm_p.clamp_min(1e-12)
-        return norm_p.pow(self.alpha / self.p).mean()
+        power = self.alpha / self.p
+        if power < 1:  # x^power has an infinite slope at 0: shift by eps, and back, so 0 stays 0
+            eps = 1e-12
+            return ((norm_p + eps).pow(power) - eps**power).mean().float()
+        return norm_p.pow(power).mean().float()
 
     def __repr__(self) -> str:
         return f"EMDLoss(p={self.p}, alpha={self.alpha})"

@@ -15,11 +15,12 @@ def soft_targets(score: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.T
     distribution's mean is the score: t[floor] = ceil(s) - s, t[ceil] = s - floor(s)
     (3.4 -> 0.6 on class 3, 0.4 on class 4).
     """
-    s = score.float().clamp(1, num_classes) - 1  # class scale 0..C-1
+    dtype = torch.float64 if score.dtype == torch.float64 else torch.float32
+    s = score.to(dtype).clamp(1, num_classes) - 1  # class scale 0..C-1
     low = s.floor().long()
     high = (low + 1).clamp(max=num_classes - 1)
-    upper_weight = s - low.float()
-    t = torch.zeros(*s.shape, num_classes, dtype=torch.float32, device=score.device)
+    upper_weight = s - low.to(dtype)
+    t = torch.zeros(*s.shape, num_classes, dtype=dtype, device=score.device)
     t.scatter_add_(-1, low.unsqueeze(-1), (1 - upper_weight).unsqueeze(-1))
     t.scatter_add_(-1, high.unsqueeze(-1), upper_weight.unsqueeze(-1))
     return t

@@ -61,6 +61,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic_core import PydanticCustomError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datamodules.records import Record, RecordError, validate_record
 
@@ -363,6 +364,12 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> A
     return _error_response(422, errors)
 
 
+async def _http_error(request: Request, error: StarletteHTTPException) -> AsciiJSON:
+    # FastAPI's own 4xx answers (a body that is not UTF-8, say) in the documented error shape.
+    return AsciiJSON(status_code=error.status_code, content={"message": str(error.detail), "detail": "http_error"},
+                     headers=getattr(error, "headers", None))
+
+
 async def _server_error(request: Request, error: Exception) -> AsciiJSON:
     log.exception("unexpected error on %s", request.url.path)
     return AsciiJSON(status_code=500, content={"message": f"internal error: {type(error).__name__}", "detail": "internal"})
@@ -448,6 +455,7 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
                   description=__doc__.split("\n\n")[0] + " Schemas follow the record format of `phudge grade`.")
     app.state.batcher = batcher
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _server_error)
 
     @app.post("/grade", response_model=Union[GradeResult, list[GradeResult]], response_model_exclude_none=True, responses=ERRORS)

@@ -102,9 +102,10 @@ def test_header_line_inside_instruction_does_not_end_it_early():
 
 def test_missing_sections_are_none():
     parsed = parse_prompt(_prompt("Do it.", "Did it.", None, None))
-    assert parsed == {"instruction": "Do it.", "response": "Did it.", "reference_answer": None, "rubric": None}
+    assert parsed == {"instruction": "Do it.", "response": "Did it.", "context": None, "reference_answer": None,
+                      "rubric": None}
     assert parse_prompt("nothing formatted here") == {
-        "instruction": None, "response": None, "reference_answer": None, "rubric": None}
+        "instruction": None, "response": None, "context": None, "reference_answer": None, "rubric": None}
 
 
 def test_free_text_rubric_stays_text():
@@ -132,5 +133,5 @@ def test_render_parse_round_trip(rubric, reference):
         rubric=rubric, reference_answer=reference,
     )
     parsed = parse_prompt(render(record))
-    assert parsed == {"instruction": record.instruction, "response": record.response,
+    assert parsed == {"instruction": record.instruction, "response": record.response, "context": None,
                       "reference_answer": reference, "rubric": rubric}

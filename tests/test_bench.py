@@ -1,0 +1,187 @@
+"""``phudge bench``: the dispatcher, the speed and train benchmarks and the GPU script's pieces,
+run on tiny random models. These check structure (keys, counts, bounds), never timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from datamodules.records import validate_record
+from phudge_lightning import bench, bench_speed, bench_train
+from phudge_lightning.judge import BatchStats, Judge, length_batches
+from phudge_lightning.module import JudgeModule
+
+REPO = Path(__file__).resolve().parents[1]
+LORA = {"r": 2, "alpha": 4, "dropout": 0.0}
+SPEED_KEYS = {"judge_per_s", "generative_per_s", "limit_per_s", "padding_waste", "tokens_per_s", "backbone", "n",
+              "batch_size", "generative_batch_size", "dtype", "device", "threads", "max_new_tokens", "new_tokens_mean",
+              "speedup", "limit_fraction", "peak_flops", "non_embedding_params"}
+
+
+def last_json(text: str) -> dict:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+# -- the dispatcher ------------------------------------------------------------------------------
+def test_bench_usage_and_unknown(capsys):
+    assert bench.main([]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("speed", "train", "serve"))
+    assert bench.main(["nope"]) == 2
+
+
+def test_bench_dispatches_each_benchmark(monkeypatch):
+    called = {}
+    for name, (module_name, _) in bench.BENCHMARKS.items():
+        module = __import__(module_name, fromlist=["main"])
+        monkeypatch.setattr(module, "main", lambda argv, name=name: called.setdefault(name, argv) and 0)
+    for name in bench.BENCHMARKS:
+        bench.main([name, "--x", "1"])
+    assert called == {name: ["--x", "1"] for name in ("speed", "train", "serve")}
+    assert bench.BENCHMARKS["serve"][0] == "phudge_lightning.serve_bench"
+
+
+# -- batching --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("tolerance", [0.0, 0.05, 0.3, 1.0])
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_length_batches_partition_and_padding_bound(tolerance, batch_size):
+    lengths = [17, 3, 40, 40, 39, 12, 12, 12, 25, 1, 38, 40]
+    batches = length_batches(lengths, batch_size, tolerance)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(1 <= len(b) <= batch_size for b in batches)
+    widths = [max(lengths[i] for i in b) for b in batches]
+    assert widths == sorted(widths, reverse=True)  # longest first
+    for b, width in zip(batches, widths):
+        assert 1 - sum(lengths[i] for i in b) / (width * len(b)) <= tolerance + 1e-12
+    if tolerance == 0.0:
+        assert all(len({lengths[i] for i in b}) == 1 for b in batches)
+
+
+def test_batch_stats_padding_waste():
+    assert BatchStats().padding_waste == 0.0
+    assert BatchStats(rows=2, batches=1, tokens=15, slots=20).padding_waste == pytest.approx(0.25)
+
+
+# -- the judge's speed path ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def module(tiny_llama_dir):
+    return JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=LORA)
+
+
+def records(n: int = 7) -> list:
+    words = "the steak should rest for five minutes so the juice stays in".split()
+    return [validate_record({"instruction": f"Q{i}: how long?", "response": " ".join(words[: 1 + 2 * i])},
+                            require_score=False) for i in range(n)]
+
+
+def test_judge_merges_lora_and_grades_alike(tiny_llama_dir):
+    module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=LORA)
+    torch.nn.init.normal_(module.backbone.base_model.model.layers[0].self_attn.q_proj.lora_B["default"].weight)
+    judge = Judge(module, device="cpu", batch_size=1)
+    rows = records(3)
+    encoded = judge._encode(rows)
+    module.backbone.unmerge_adapter()
+    unmerged = [float(module.predict_scores(torch.tensor([e.input_ids]), torch.ones(1, len(e.input_ids)))["score"][0])
+                for e in encoded]
+    module.backbone.merge_adapter()
+    merged = [g.score for g in judge.grade_many(rows)]
+    assert merged == pytest.approx(unmerged, abs=1e-4)
+    assert any(getattr(m, "merged", False) for m in module.backbone.modules())
+    Judge(module, device="cpu")  # a second judge on a merged module does not merge twice
+    assert [g.score for g in judge.grade_many(rows)] == pytest.approx(merged, abs=1e-6)
+
+
+def test_padded_batches_grade_like_rows_alone_and_count_padding(module):
+    judge = Judge(module, device="cpu", batch_size=4)
+    rows = records(7)
+    judge.max_padding = 0.0
+    alone = [g.score for g in judge.grade_many(rows)]
+    assert judge.stats.padding_waste == 0.0 and judge.stats.rows == 7
+    judge.max_padding, judge.stats = 1.0, BatchStats()
+    padded = [g.score for g in judge.grade_many(rows)]
+    assert padded == pytest.approx(alone, abs=1e-4)
+    assert judge.stats.batches == 2 and judge.stats.rows == 7 and 0 < judge.stats.padding_waste < 1
+    streamed = [g.score for g in judge.iter_grades(rows, batch_size=2, block=1)]  # tokenised a block ahead
+    assert streamed == pytest.approx(alone, abs=1e-4)
+
+
+# -- bench speed -----------------------------------------------------------------------------------
+def test_non_embedding_parameters_and_peak(module):
+    total = sum(p.numel() for n, p in module.backbone.named_parameters() if "lora_" not in n)
+    embedding = module.backbone.get_input_embeddings().weight.numel()
+    assert bench_speed.non_embedding_parameters(module.backbone) == total - embedding
+    assert bench_speed.peak_matmul_flops(torch.float32, torch.device("cpu"), size=64, seconds=0.01) > 0
+
+
+def test_new_token_counts():
+    generated = torch.tensor([[5, 6, 2, 2], [5, 6, 7, 8], [2, 2, 2, 2]])
+    assert bench_speed.new_token_counts(generated, {2}) == [3, 4, 1]
+
+
+def test_bench_speed_json(tiny_llama_dir, small_records_file, capsys):
+    argv = ["--backbone", str(tiny_llama_dir), "--data", str(small_records_file), "--n", "5", "--generative-n", "3",
+            "--generative-batch-size", "2", "--max-new-tokens", "4", "--peak-seconds", "0.02", "--json"]
+    assert bench_speed.main(argv) == 0
+    out = capsys.readouterr().out
+    result = last_json(out)
+    assert SPEED_KEYS <= set(result)
+    assert "head judge" in out and "generative" in out and "limit" in out  # the table came first
+    assert result["n"] == 5 and result["generative_n"] == 3 and result["max_new_tokens"] == 4
+    assert 0 < result["new_tokens_mean"] <= 4 and 0 <= result["padding_waste"] < 1
+    assert min(result["judge_per_s"], result["generative_per_s"], result["limit_per_s"], result["tokens_per_s"]) > 0
+    assert result["speedup"] == pytest.approx(result["judge_per_s"] / result["generative_per_s"])
+    assert result["dtype"] in result["peak_flops_by_dtype"] and len(result["judge_runs_s"]) == 2
+
+
+def test_bench_speed_skip_generative_float32(tiny_llama_dir, small_records_file, capsys):
+    argv = ["--backbone", str(tiny_llama_dir), "--data", str(small_records_file), "--n", "3", "--skip-generative",
+            "--dtype", "float32", "--no-lora", "--max-padding", "0.5", "--peak-seconds", "0.02", "--json"]
+    assert bench_speed.main(argv) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["dtype"] == "float32" and "generative_per_s" not in result and result["generative_n"] == 0
+    assert not result["lora_merged"] and result["judge_per_s"] > 0
+
+
+# -- bench train -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_bench_train_json(tiny_llama_dir, small_records_file, capsys):
+    argv = ["--backbone", str(tiny_llama_dir), "--data", str(small_records_file), "--n", "40", "--batch-size", "4",
+            "--steps", "2", "--warmup", "1", "--rounds", "1", "--max-length", "256", "--json"]
+    assert bench_train.main(argv) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["phudge_tokens_per_s"] > 0 and result["plain_tokens_per_s"] > 0 and len(result["ratios"]) == 1
+    assert result["ratio"] == pytest.approx(result["phudge_tokens_per_s"] / result["plain_tokens_per_s"])
+
+
+def test_step_clock_times_after_warmup():
+    clock = bench_train.StepClock(warmup=1)
+    mask = torch.ones(2, 5)
+    with pytest.raises(RuntimeError):
+        clock.step(mask)
+        clock.tokens_per_s
+    clock.step(mask)
+    clock.step(mask)
+    assert clock.tokens == 20 and clock.tokens_per_s > 0
+
+
+# -- the GPU script's CPU-runnable pieces ----------------------------------------------------------
+def test_gpu_script_parses():
+    subprocess.run(["bash", "-n", str(REPO / "bench" / "gpu.sh")], check=True)
+
+
+@pytest.mark.slow
+def test_gpu_bench_tiny_on_cpu():
+    command = [sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--preset", "tiny", "--device", "cpu",
+               "--seq-len", "512", "--batch-sizes", "1,2", "--iters", "1", "--n", "4", "--generative-n", "2",
+               "--generative-batch-size", "2", "--max-new-tokens", "3", "--peak-seconds", "0.02", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = last_json(done.stdout)
+    assert set(result["forward"]) == {"1", "2"} and result["batch_size"] in (1, 2)
+    assert 0.9 * 512 <= result["judge_tokens_mean"] <= 512  # prompts built to about --seq-len tokens
+    assert result["judge_per_s"] > 0 and result["generative_per_s"] > 0 and result["new_tokens_mean"] <= 3
