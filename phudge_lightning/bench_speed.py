@@ -37,7 +37,8 @@ def synchronize(device: torch.device) -> None:
 
 
 def peak_matmul_flops(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 1.0) -> float:
-    """The best FLOP/s of ``size`` x ``size`` matmuls over rounds of about ``seconds`` / 5."""
+    """The best FLOP/s of ``size`` x ``size`` matmuls over timed rounds that last ``seconds`` in all
+    (the best round: the machine's peak, not its average under another process's load)."""
     a = torch.randn(size, size, dtype=dtype, device=device)
     b = torch.randn(size, size, dtype=dtype, device=device)
     flops, best, spent, calls = 2 * size**3, 0.0, 0.0, 1
@@ -241,7 +242,8 @@ def format_table(result: dict):
             table.add_row(name, f"{per_s:.3f}", f"{per_s / gen:.1f}" if gen else "-", f"{per_s / result['limit_per_s']:.0%}")
     notes = [
         f"head judge: Judge.grade_many, batch size {result['batch_size']} ({result['judge_batches']} batches), "
-        f"{result['tokens_per_s']:.0f} tokens/s, padding waste {result['padding_waste']:.1%}, "
+        + ("timed before and after generating, " if len(result["judge_runs_s"]) > 1 else "")
+        + f"{result['tokens_per_s']:.0f} tokens/s, padding waste {result['padding_waste']:.1%}, "
         f"tokenising {result['tokenise_share']:.1%} of its time",
         f"limit: 2 x {result['non_embedding_params'] / 1e6:.1f}M non-embedding parameters x "
         f"{result['prompt_tokens_mean']:.0f} tokens per judgment at {result['peak_flops'] / 1e9:.0f} GFLOP/s "

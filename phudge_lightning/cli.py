@@ -61,6 +61,7 @@ def lightning_cli(args: list[str] | None = None, run: bool = True) -> PhudgeCLI:
 
 
 def main(argv: list[str] | None = None) -> int | None:
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int | None:
     if argv[0] not in LIGHTNING:
         print(f"phudge: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    lightning_cli(argv)
+    # From the shell, LightningCLI reads sys.argv itself (it warns when given both).
+    lightning_cli(None if from_command_line else argv)
     return 0
 
 

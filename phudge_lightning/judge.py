@@ -213,13 +213,16 @@ class Judge:
         self.stats.batches += 1
         self.stats.tokens += int(batch["attention_mask"].sum())
         self.stats.slots += batch["attention_mask"].numel()
-        out = self.module.predict_scores(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+        out = self.module.predict_scores(batch["input_ids"].to(self.device, non_blocking=True),
+                                         batch["attention_mask"].to(self.device, non_blocking=True))
+        scores = out["score"].float().tolist()  # one copy to the host, not one per row
+        probabilities = out["probabilities"].float().tolist() if "probabilities" in out else None
         grades = []
         for i, e in enumerate(encoded):
-            score = float(out["score"][i])
+            score = scores[i]
             grade = Grade(score=None if score != score else score, truncated=e.truncated)  # NaN: no score
-            if "probabilities" in out:
-                grade.probabilities = [round(float(p), 6) for p in out["probabilities"][i]]
+            if probabilities is not None:
+                grade.probabilities = [round(p, 6) for p in probabilities[i]]
                 grade.confidence = max(grade.probabilities)
             if "text" in out:
                 grade.feedback = out["text"][i]
