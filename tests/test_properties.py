@@ -230,13 +230,14 @@ def test_emd_losses_are_zero_when_the_prediction_is_the_target(name, params, sco
     assert get(name, params)(at_target(score), score).item() == pytest.approx(0, abs=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="with alpha/p < 1 the loss at the target is the float32 rounding of the "
-                                       "softmax raised to alpha/p (about 1e-5), not 0: a fractional power of a tiny gap")
 @settings(max_examples=20, deadline=None)
 @given(EMD_PARAMS.filter(lambda params: params["alpha"] < params["p"] and params["p"] >= 1), scores)
-def test_emd_with_alpha_below_p_is_zero_at_the_target(params, score):
+def test_emd_with_alpha_below_p_is_near_zero_at_the_target(params, score):
+    """With alpha/p < 1 the loss at the target is the float32 rounding of the softmax raised to
+    alpha/p (up to about 1e-4 for alpha/p = 1/4), not exactly 0: bounded, never negative."""
     score = torch.tensor(score)
-    assert get("emd", params)(at_target(score), score).item() == pytest.approx(0, abs=1e-5)
+    value = get("emd", params)(at_target(score), score).item()
+    assert 0 <= value < 1e-3
 
 
 @FAST
