@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the embedded defaults, on CPU: train a small judge (all-MiniLM-L6-v2 + LoRA,
-# regression head) on the demo set, evaluate it, and grade examples. About 5 minutes on 2 cores.
+# regression head) on the demo set for 45 steps, evaluate it, and grade examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=runs/demo
