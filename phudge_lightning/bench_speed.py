@@ -253,6 +253,10 @@ def format_table(result: dict):
         notes.insert(1, f"generative: {result['generative_n']} prompts, batch size {result['generative_batch_size']}, "
                         f"{result['new_tokens_mean']:.0f} new tokens on average (at most {result['max_new_tokens']}), "
                         f"[RESULT] parsed in {result['generative_parsed']:.0%}")
+    loads = [x for x in result.get("load_avg") or [] if x is not None]
+    if loads and max(loads) > (os.cpu_count() or 1) - 0.5:
+        notes.append(f"load average up to {max(loads):.1f} on {os.cpu_count()} cores: other processes compete, so "
+                     "these figures are low (on a shared machine, --threads 1 suffers far less than more threads)")
     return Group(table, *notes)
 
 
