@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sys
 
 # name -> (module with ``main(argv)``, one line of help)
@@ -16,6 +18,18 @@ BENCHMARKS = {
     "train": ("phudge_lightning.bench_train", "training tokens/s: a phudge fit step against plain peft + transformers"),
     "serve": ("phudge_lightning.serve_bench", "the HTTP server under load: latency and throughput"),
 }
+
+
+def report(run, format_table, args) -> int:
+    """Run a benchmark, print its rich table, then (``--json``) one JSON line: the shared ``main``."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    result = run(args)
+    from rich.console import Console
+
+    Console().print(format_table(result))
+    if args.json:
+        print(json.dumps(result), flush=True)
+    return 0
 
 
 def usage() -> str:

@@ -19,7 +19,6 @@ The last line with ``--json`` is one JSON object: ``judge_per_s``, ``generative_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -285,12 +284,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    result = run(args)
-    from rich.console import Console
+    from phudge_lightning.bench import report
 
-    Console().print(format_table(result))
-    if args.json:
-        print(json.dumps(result), flush=True)
-    return 0
+    return report(run, format_table, parser().parse_args(argv))
