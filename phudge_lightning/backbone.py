@@ -67,6 +67,13 @@ def load_backbone(name: str, *, causal: bool, dtype: str = "float32", attn_imple
         return cls.from_pretrained(path, config=config, **kwargs)
 
 
+def layer_list_name(model: nn.Module) -> str | None:
+    """The attribute name of the ``nn.ModuleList`` holding the transformer blocks (``layers``,
+    ``layer``, ``h``...): the longest module list in the model."""
+    lists = [(len(m), name.rsplit(".", 1)[-1]) for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and name]
+    return max(lists)[1] if lists else None
+
+
 def default_pooling(config) -> str:
     return "first" if is_encoder(config) else "last"
 
@@ -83,6 +90,10 @@ def apply_lora(model: nn.Module, lora: dict | None, full_finetune: bool) -> nn.M
 
     settings = dict(lora)
     targets = settings.pop("target_modules", None) or lora_targets(model.config.model_type)
+    if settings.get("layers_to_transform") is not None and not settings.get("layers_pattern"):
+        # peft finds a layer's index only after a dotted prefix ("model.layers.3."); a bare
+        # AutoModel names its blocks "layers.3." and would match nothing, so name the list.
+        settings["layers_pattern"] = layer_list_name(model)
     config = LoraConfig(
         r=settings.pop("r", 16), lora_alpha=settings.pop("alpha", 32), lora_dropout=settings.pop("dropout", 0.05),
         target_modules=targets, bias="none", **settings,

@@ -147,3 +147,14 @@ def test_lora_none_freezes_the_backbone():
 def test_full_finetune_trains_everything():
     model = apply_lora(tiny_model("phi3"), {"r": 4}, full_finetune=True)
     assert all(p.requires_grad for p in model.parameters()) and not _lora_leaves(model)
+
+
+@pytest.mark.parametrize("kind", ["llama", "phi3", "bert"])
+def test_lora_layers_to_transform_on_a_bare_model(kind):
+    # A bare AutoModel names its blocks "layers.1." with no dotted prefix, which peft's default
+    # index pattern misses: only the listed layers must be adapted, and at least one is.
+    model = tiny_model(kind)
+    last = model.config.num_hidden_layers - 1
+    wrapped = apply_lora(model, {"r": 2, "layers_to_transform": [last]}, full_finetune=False)
+    adapted = [n for n, m in wrapped.named_modules() if hasattr(m, "lora_A")]
+    assert adapted and all(f".{last}." in n for n in adapted)
