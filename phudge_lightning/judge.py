@@ -43,8 +43,9 @@ class Grade:
     truncated: bool = False
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None and k != "truncated"} | (
-            {"truncated": True} if self.truncated else {})
+        """``score`` always (null when the causal head found none); the other fields when set."""
+        return {"score": self.score} | {k: v for k, v in asdict(self).items() if v is not None and k not in (
+            "score", "truncated")} | ({"truncated": True} if self.truncated else {})
 
 
 @dataclass

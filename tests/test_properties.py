@@ -365,3 +365,10 @@ def test_short_texts_are_not_marked_truncated(tiny_judge):
         warnings.simplefilter("error")  # no truncation warning
         grade = tiny_judge.grade("How long should a steak rest?", "Five minutes.")
     assert not grade.truncated and "truncated" not in grade.to_dict()
+
+
+def test_grade_dict_always_carries_the_score_key():
+    from phudge_lightning.judge import Grade
+
+    assert Grade(score=None, feedback="no verdict").to_dict() == {"score": None, "feedback": "no verdict"}
+    assert Grade(score=4.0).to_dict() == {"score": 4.0}
