@@ -107,6 +107,15 @@ def length_batches(lengths: list[int], batch_size: int, max_padding: float = 0.0
     return batches
 
 
+def compile_backbone(backbone: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``torch.compile`` for inference: one graph for every length (``dynamic``), and on CPU inductor's
+    ``freezing``, which folds the (merged) weights into the graph as constants and lets oneDNN
+    pre-pack them. Gradients are never needed, so the weights are frozen first."""
+    backbone.requires_grad_(False)
+    options = {"freezing": True} if device.type == "cpu" else None
+    return torch.compile(backbone, dynamic=True, options=options)
+
+
 def verdict(score_a: float | None, score_b: float | None, tie_margin: float) -> str:
     if score_a is None or score_b is None:
         return "invalid"
@@ -116,8 +125,11 @@ def verdict(score_a: float | None, score_b: float | None, tie_margin: float) -> 
 
 
 class Judge:
-    def __init__(self, module, *, max_length: int | None = None, device: str | None = None, batch_size: int = 8):
-        """Wrap a trained ``JudgeModule``. ``max_length`` defaults to the one used in training."""
+    def __init__(self, module, *, max_length: int | None = None, device: str | None = None, batch_size: int = 8,
+                 compile: bool = False):
+        """Wrap a trained ``JudgeModule``. ``max_length`` defaults to the one used in training.
+        ``compile``: ``torch.compile`` the backbone (dynamic shapes; on CPU with inductor's weight
+        freezing), for long jobs: the first batches pay for compiling."""
         self.module = module.eval()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module.to(self.device)
@@ -138,6 +150,9 @@ class Judge:
         # A peft model: fold LoRA into the weights it adapts (once; unmerge_adapter() undoes it).
         if hasattr(backbone, "merge_adapter") and not any(getattr(m, "merged", False) for m in backbone.modules()):
             backbone.merge_adapter()
+        if compile:
+            self.module.backbone = compile_backbone(backbone, self.device)
+
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> "Judge":

@@ -4,6 +4,7 @@ run on tiny random models. These check structure (keys, counts, bounds), never t
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,18 @@ def test_gpu_bench_tiny_on_cpu():
     assert set(result["forward"]) == {"1", "2"} and result["batch_size"] in (1, 2)
     assert 0.9 * 512 <= result["judge_tokens_mean"] <= 512  # prompts built to about --seq-len tokens
     assert result["judge_per_s"] > 0 and result["generative_per_s"] > 0 and result["new_tokens_mean"] <= 3
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="inductor on CPU needs a C++ compiler")
+def test_compiled_judge_grades_like_the_eager_one(tiny_llama_dir):
+    # Different lengths and a padded batch: one dynamic graph must serve them all, mask or none.
+    module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=LORA)
+    torch.nn.init.normal_(module.backbone.base_model.model.layers[0].self_attn.q_proj.lora_B["default"].weight)
+    rows = records(5)
+    eager = [g.score for g in Judge(module, device="cpu", batch_size=1).grade_many(rows)]
+    judge = Judge(module, device="cpu", batch_size=4, compile=True)
+    judge.max_padding = 1.0  # batches of different lengths: the attention mask reaches the graph
+    assert isinstance(module.backbone, torch._dynamo.eval_frame.OptimizedModule)
+    assert [g.score for g in judge.grade_many(rows)] == pytest.approx(eager, abs=1e-4)
+    judge.max_padding = 0.0
+    assert [g.score for g in judge.grade_many(rows)] == pytest.approx(eager, abs=1e-4)
