@@ -201,3 +201,13 @@ def test_compiled_judge_grades_like_the_eager_one(tiny_llama_dir):
     assert [g.score for g in judge.grade_many(rows)] == pytest.approx(eager, abs=1e-4)
     judge.max_padding = 0.0
     assert [g.score for g in judge.grade_many(rows)] == pytest.approx(eager, abs=1e-4)
+
+
+def test_judge_in_bfloat16_grades_close_to_float32(tiny_llama_dir):
+    module = JudgeModule(backbone=str(tiny_llama_dir), head="classification", loss="emd_squared", lora=LORA)
+    rows = records(4)
+    full = Judge(module, device="cpu").grade_many(rows)
+    half = Judge(module, device="cpu", dtype="bfloat16").grade_many(rows)
+    assert next(module.parameters()).dtype == torch.bfloat16
+    assert [g.score for g in half] == pytest.approx([g.score for g in full], abs=0.05)
+    assert all(sum(g.probabilities) == pytest.approx(1.0, abs=1e-3) for g in half)
