@@ -134,7 +134,9 @@ class Judge:
         trained one."""
         self.module = module.eval()
         if dtype is not None:
-            self.module.to(getattr(torch, dtype))
+            # The backbone only: the head stays in float32 (heads cast their input), so close
+            # scores are not rounded to bfloat16's 3 digits and tied.
+            self.module.backbone.to(getattr(torch, dtype))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module.to(self.device)
         settings = getattr(module, "prompt_settings", {}) or {}

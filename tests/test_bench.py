@@ -208,6 +208,7 @@ def test_judge_in_bfloat16_grades_close_to_float32(tiny_llama_dir):
     rows = records(4)
     full = Judge(module, device="cpu").grade_many(rows)
     half = Judge(module, device="cpu", dtype="bfloat16").grade_many(rows)
-    assert next(module.parameters()).dtype == torch.bfloat16
+    assert next(module.backbone.parameters()).dtype == torch.bfloat16
+    assert next(module.head.parameters()).dtype == torch.float32
     assert [g.score for g in half] == pytest.approx([g.score for g in full], abs=0.05)
     assert all(sum(g.probabilities) == pytest.approx(1.0, abs=1e-3) for g in half)
