@@ -102,6 +102,38 @@ def bench_judge(judge, records: list, batch_size: int, repeat: int = 1) -> dict:
             "scored": sum(g.score is not None for g in grades)}
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation", "mkldnn::_linear_pointwise")
+
+
+def op_class(name: str) -> str:
+    """``matmul`` (the limit counts these FLOPs), ``attention`` (SDPA's kernels: T^2 work the limit
+    leaves out) or ``other`` (norms, activations, rotary, copies, the head, Python)."""
+    if name in MATMUL_OPS or name.startswith("mkldnn::_linear"):
+        return "matmul"
+    if "scaled_dot_product" in name or "flash_attention" in name:
+        return "attention"
+    return "other"
+
+
+def profile_judge(judge, records: list, batch_size: int) -> dict:
+    """Where the judge's time goes: the share of CPU self-time per ``op_class`` over one
+    ``grade_many`` pass (torch.profiler; its own overhead makes the pass slower), and the
+    time spent in matmul kernels (``matmul_s``). The counted FLOPs over ``matmul_s`` against the
+    peak (``matmul_efficiency``) is the most of the limit the judge could reach with every
+    non-matmul cost gone."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if judge.device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        judge.grade_many(records, batch_size=batch_size)
+    attr = "self_device_time_total" if judge.device.type == "cuda" else "self_cpu_time_total"
+    spent = {"matmul": 0.0, "attention": 0.0, "other": 0.0}
+    for event in prof.key_averages():
+        spent[op_class(event.key)] += getattr(event, attr)
+    total = sum(spent.values()) or 1.0
+    return {f"{k}_share": v / total for k, v in spent.items()} | {"matmul_s": spent["matmul"] / 1e6}
+
+
 def new_token_counts(generated: torch.Tensor, eos_ids: set[int]) -> list[int]:
     """Tokens each row generated, up to and including its first EOS."""
     counts = []
@@ -213,6 +245,11 @@ def run(args: argparse.Namespace) -> dict:
         # The judge again, after: a load that drifts during the long generation weighs on both sides.
         judge_runs.append(bench_judge(judge, records, batch_size, repeat=args.repeat)["seconds"])
         result["load_avg"].append(load_average())
+    if args.profile:
+        breakdown = profile_judge(judge, records, batch_size)
+        result.update({k: v for k, v in breakdown.items() if k != "matmul_s"})
+        # The FLOPs the limit counts, over the time spent in matmul kernels, against the peak.
+        result["matmul_efficiency"] = 2 * params * sum(lengths) / breakdown["matmul_s"] / peaks[dtype]
     seconds = statistics.fmean(judge_runs)
     result.update({"judge_s": seconds, "judge_runs_s": judge_runs, "judge_per_s": len(records) / seconds,
                    "tokens_per_s": sum(lengths) / seconds})
@@ -255,6 +292,11 @@ def format_table(result: dict):
         notes.insert(1, f"generative: {result['generative_n']} prompts, batch size {result['generative_batch_size']}, "
                         f"{result['new_tokens_mean']:.0f} new tokens on average (at most {result['max_new_tokens']}), "
                         f"[RESULT] parsed in {result['generative_parsed']:.0%}")
+    if "matmul_share" in result:
+        notes.append(f"time (profiled): matmul {result['matmul_share']:.0%} (at {result['matmul_efficiency']:.0%} of the "
+                     f"peak while in them), attention {result['attention_share']:.0%}, other {result['other_share']:.0%}; "
+                     f"without any non-matmul cost the judge would reach "
+                     f"{result['limit_fraction'] / result['matmul_share']:.0%} of the limit")
     loads = [x for x in result.get("load_avg") or [] if x is not None]
     if loads and max(loads) > (os.cpu_count() or 1) - 0.5:
         notes.append(f"load average up to {max(loads):.1f} on {os.cpu_count()} cores: other processes compete, so "
@@ -284,6 +326,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, help="time the judge this many times, keep the best")
     p.add_argument("--peak-seconds", type=float, default=2.0, help="time spent measuring each matmul peak")
     p.add_argument("--skip-generative", action="store_true")
+    p.add_argument("--profile", action="store_true", help="add where the judge's time goes (matmul, attention, "
+                   "other) and the matmul rate reached in matmuls, from one extra profiled pass")
     p.add_argument("--json", action="store_true", help="end with one JSON line")
     return p
 

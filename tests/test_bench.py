@@ -148,6 +148,23 @@ def test_bench_speed_skip_generative_float32(tiny_llama_dir, small_records_file,
     assert not result["lora_merged"] and result["judge_per_s"] > 0
 
 
+def test_bench_speed_profile_shares(tiny_llama_dir, small_records_file, capsys):
+    argv = ["--backbone", str(tiny_llama_dir), "--data", str(small_records_file), "--n", "3", "--skip-generative",
+            "--dtype", "float32", "--profile", "--peak-seconds", "0.02", "--json"]
+    assert bench_speed.main(argv) == 0
+    out = capsys.readouterr().out
+    result = last_json(out)
+    shares = [result[f"{k}_share"] for k in ("matmul", "attention", "other")]
+    assert sum(shares) == pytest.approx(1.0) and result["matmul_share"] > 0 and result["attention_share"] > 0
+    assert result["matmul_efficiency"] > 0 and "time (profiled)" in out
+
+
+def test_op_class():
+    assert bench_speed.op_class("aten::addmm") == bench_speed.op_class("aten::mm") == "matmul"
+    assert bench_speed.op_class("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention"
+    assert bench_speed.op_class("aten::mul") == bench_speed.op_class("aten::rsqrt") == "other"
+
+
 # -- bench train -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_bench_train_json(tiny_llama_dir, small_records_file, capsys):
