@@ -184,6 +184,18 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
                 self.sets[name] = GradingDataset(table, encoder)
                 self.lengths[name] = [min(n, self.max_length) for n in self._lengths(table, self._encoder(False, None))]
 
+    def use_max_length(self, max_length: int | None) -> None:
+        """Cut test and predict prompts at a judge's training budget (its checkpoint's
+        ``prompt_settings``) rather than at one derived here, unless ``max_length`` was set
+        explicitly. Sets already built are rebuilt."""
+        if self.hparams.max_length is not None or not max_length or max_length == self.max_length:
+            return
+        self.max_length = max_length
+        rebuild = [name for name in ("test", "predict") if name in self.sets]
+        for name in rebuild:
+            del self.sets[name]
+            self.setup(name)
+
     def _set_max_length(self, lengths) -> None:
         h, limit = self.hparams, self.tokenizer.model_max_length
         limit = limit if limit and limit < 1_000_000 else None

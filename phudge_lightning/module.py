@@ -222,6 +222,13 @@ class JudgeModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.prompt_settings = checkpoint.get("prompt_settings", self.prompt_settings)
+        # test/predict --ckpt_path: Lightning restores after the data module's setup, so its
+        # prompts were cut at a length of its own; give it the judge's training budget.
+        trainer = self._trainer
+        if trainer is not None and trainer.state.fn in ("test", "predict"):
+            datamodule = getattr(trainer, "datamodule", None)
+            if hasattr(datamodule, "use_max_length"):
+                datamodule.use_max_length(self.prompt_settings.get("max_length"))
         if "state_dict" not in checkpoint:
             return
         missing = sorted(set(self.trained_state_dict()) - set(checkpoint["state_dict"]))

@@ -96,6 +96,27 @@ def test_predict_one_device(tmp_path, trained, monkeypatch):
     assert sorted(json.loads(line)["index"] for line in shard) == list(range(11))  # length order, every row once
 
 
+def test_predict_cuts_prompts_at_the_checkpoint_budget(tmp_path, trained, monkeypatch):
+    # The config sets no data.max_length: the checkpoint's budget applies, not the tokenizer's limit.
+    from phudge_lightning.cli import lightning_cli
+
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])
+    config, ckpt = trained
+    plain = yaml.safe_load(config.read_text())
+    plain["data"].pop("max_length")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(plain))
+    state = torch.load(ckpt, weights_only=False)
+    state["prompt_settings"]["max_length"] = 48  # a judge trained on short prompts
+    torch.save(state, tmp_path / "short.ckpt")
+    source = predict_input(tmp_path / "in.jsonl")
+    cli = lightning_cli(["--config", str(tmp_path / "config.yaml"), "--data.predict_data", str(source)], run=False)
+    cli.datamodule.setup("predict")
+    assert cli.datamodule.max_length > 48
+    cli.trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=str(tmp_path / "short.ckpt"))
+    assert cli.datamodule.max_length == 48 and cli.datamodule.sets["predict"].encoder.max_length == 48
+    assert max(cli.datamodule.lengths["predict"]) <= 48
+
+
 def test_writer_without_output_dir_writes_nothing(tmp_path):
     from phudge_lightning.prediction import JudgePredictionWriter
 
