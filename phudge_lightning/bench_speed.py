@@ -293,14 +293,15 @@ def format_table(result: dict):
                         f"{result['new_tokens_mean']:.0f} new tokens on average (at most {result['max_new_tokens']}), "
                         f"[RESULT] parsed in {result['generative_parsed']:.0%}")
     if "matmul_share" in result:
-        notes.append(f"time (profiled): matmul {result['matmul_share']:.0%} (at {result['matmul_efficiency']:.0%} of the "
-                     f"peak while in them), attention {result['attention_share']:.0%}, other {result['other_share']:.0%}; "
-                     f"without any non-matmul cost the judge would reach "
-                     f"{result['limit_fraction'] / result['matmul_share']:.0%} of the limit")
+        notes.append(f"time (profiled): matmul {result['matmul_share']:.0%}, attention {result['attention_share']:.0%}, "
+                     f"other {result['other_share']:.0%}; in matmuls the rate is {result['matmul_efficiency']:.0%} of "
+                     "the peak: the most of the limit the judge could reach with every other cost gone")
     loads = [x for x in result.get("load_avg") or [] if x is not None]
-    if loads and max(loads) > (os.cpu_count() or 1) - 0.5:
-        notes.append(f"load average up to {max(loads):.1f} on {os.cpu_count()} cores: other processes compete, so "
-                     "these figures are low (on a shared machine, --threads 1 suffers far less than more threads)")
+    # The benchmark's own threads count in the load average: more than those means other processes.
+    if loads and max(loads) > result["threads"] + 0.75:
+        notes.append(f"load average up to {max(loads):.1f} with {result['threads']} threads of ours on "
+                     f"{os.cpu_count()} cores: other processes compete, so these figures are low (on a shared "
+                     "machine, --threads 1 suffers far less than more threads)")
     return Group(table, *notes)
 
 
