@@ -82,7 +82,7 @@ def bench_judge(judge, records: list, batch_size: int, repeat: int = 1) -> dict:
     from phudge_lightning.judge import BatchStats
 
     start = time.perf_counter()
-    judge.grade_many(records[:1], batch_size=batch_size)  # warm-up (with --compile: compiling)
+    judge.grade_many(records[:1], batch_size=batch_size)  # warm-up
     warmup_s = time.perf_counter() - start
     start = time.perf_counter()
     encoded = judge._encode(records)  # tokenisation alone, to report its share
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> dict:
     batch_size = args.batch_size
 
     module = JudgeModule(backbone=args.backbone, head="regression", lora=None if args.no_lora else DEFAULT_LORA, dtype=dtype)
-    judge = Judge(module, device=str(device), batch_size=batch_size, compile=args.compile)
+    judge = Judge(module, device=str(device), batch_size=batch_size)
     if args.max_padding is not None:
         judge.max_padding = args.max_padding
     params = non_embedding_parameters(module.backbone)
@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> dict:
     result = {
         "backbone": args.backbone, "data": str(args.data), "n": len(records), "batch_size": batch_size,
         "dtype": dtype, "device": str(device), "threads": torch.get_num_threads(), "lora_merged": not args.no_lora,
-        "compile": args.compile, "compile_s": measured["warmup_s"],
+        "warmup_s": measured["warmup_s"],
         "max_new_tokens": args.max_new_tokens, "generative_n": n_gen if not args.skip_generative else 0,
         "generative_batch_size": args.generative_batch_size,
         "prompt_tokens_mean": statistics.fmean(lengths), "prompt_tokens_median": statistics.median(lengths),
@@ -320,8 +320,6 @@ def parser() -> argparse.ArgumentParser:
                    help="auto: the dtype of the higher measured matmul peak")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
-    p.add_argument("--compile", action="store_true", help="the judge with torch.compile (compiling is not timed: "
-                   "see compile_s)")
     p.add_argument("--no-lora", action="store_true", help="a bare backbone instead of a merged LoRA adapter")
     p.add_argument("--max-padding", type=float, default=None, help="override the judge's padding tolerance")
     p.add_argument("--repeat", type=int, default=1, help="time the judge this many times, keep the best")

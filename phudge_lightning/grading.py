@@ -216,7 +216,6 @@ def parse_args(argv):
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when there is one)")
     parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
               help="run the judge in this dtype (bfloat16: several times float32 on CPUs with AMX; default: as trained)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the backbone: faster after a first minutes-long warm-up (long jobs)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of continuing")
     return parser.parse_args(argv)
 
@@ -238,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         rejects_path.unlink(missing_ok=True)
     try:
         judge = Judge.load(args.checkpoint, max_length=args.max_length, device=args.device, batch_size=args.batch_size,
-                           compile=args.compile, dtype=args.dtype)
+                           dtype=args.dtype)
     except FileNotFoundError as e:
         print(f"phudge grade: {e}", file=sys.stderr)
         return 2

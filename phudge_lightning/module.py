@@ -103,11 +103,7 @@ class JudgeModule(L.LightningModule):
         """The head's raw prediction: (N,) scores, (N, 5) logits, or (N, T, V) LM logits."""
         # One pass, no generation: a KV cache would only hold memory (GBs at batch 16 on Phi-3).
         no_cache = {"use_cache": False} if hasattr(self.config, "use_cache") else {}
-        # A batch without padding needs no mask (the states are the same). Eager Hugging Face drops
-        # an all-ones mask itself, but a compiled graph cannot look at the values and would build
-        # a (N, 1, T, T) mask, costing SDPA its fused causal path.
-        mask = None if bool(attention_mask.all()) else attention_mask
-        out = self.backbone(input_ids=input_ids, attention_mask=mask, **no_cache)
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **no_cache)
         if self.causal:
             return self.head(out.logits)
         return self.head(pool(out.last_hidden_state, attention_mask, self.pooling))

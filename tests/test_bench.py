@@ -4,7 +4,6 @@ run on tiny random models. These check structure (keys, counts, bounds), never t
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -83,17 +82,17 @@ def records(n: int = 7) -> list:
 def test_judge_merges_lora_and_grades_alike(tiny_llama_dir):
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=LORA)
     torch.nn.init.normal_(module.backbone.base_model.model.layers[0].self_attn.q_proj.lora_B["default"].weight)
-    judge = Judge(module, device="cpu", batch_size=1)
     rows = records(3)
-    encoded = judge._encode(rows)
-    module.backbone.unmerge_adapter()
-    unmerged = [float(module.predict_scores(torch.tensor([e.input_ids]), torch.ones(1, len(e.input_ids)))["score"][0])
-                for e in encoded]
-    module.backbone.merge_adapter()
+    encoded = Judge(JudgeModule(backbone=str(tiny_llama_dir), head="regression"), device="cpu")._encode(rows)
+    with_adapter = [float(module.predict_scores(torch.tensor([e.input_ids]), torch.ones(1, len(e.input_ids)))["score"][0])
+                    for e in encoded]
+    judge = Judge(module, device="cpu", batch_size=1)
     merged = [g.score for g in judge.grade_many(rows)]
-    assert merged == pytest.approx(unmerged, abs=1e-4)
-    assert any(getattr(m, "merged", False) for m in module.backbone.modules())
-    Judge(module, device="cpu")  # a second judge on a merged module does not merge twice
+    assert merged == pytest.approx(with_adapter, abs=1e-4)
+    # Merged and unloaded: plain Linear layers, no peft wrapper or LoRA factor left.
+    assert not any("lora_" in name for name, _ in module.backbone.named_parameters())
+    assert type(module.backbone.layers[0].self_attn.q_proj) is torch.nn.Linear
+    Judge(module, device="cpu")  # a second judge on a prepared module changes nothing
     assert [g.score for g in judge.grade_many(rows)] == pytest.approx(merged, abs=1e-6)
 
 
@@ -203,21 +202,6 @@ def test_gpu_bench_tiny_on_cpu():
     assert set(result["forward"]) == {"1", "2"} and result["batch_size"] in (1, 2)
     assert 0.9 * 512 <= result["judge_tokens_mean"] <= 512  # prompts built to about --seq-len tokens
     assert result["judge_per_s"] > 0 and result["generative_per_s"] > 0 and result["new_tokens_mean"] <= 3
-
-
-@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="inductor on CPU needs a C++ compiler")
-def test_compiled_judge_grades_like_the_eager_one(tiny_llama_dir):
-    # Different lengths and a padded batch: one dynamic graph must serve them all, mask or none.
-    module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=LORA)
-    torch.nn.init.normal_(module.backbone.base_model.model.layers[0].self_attn.q_proj.lora_B["default"].weight)
-    rows = records(5)
-    eager = [g.score for g in Judge(module, device="cpu", batch_size=1).grade_many(rows)]
-    judge = Judge(module, device="cpu", batch_size=4, compile=True)
-    judge.max_padding = 1.0  # batches of different lengths: the attention mask reaches the graph
-    assert isinstance(module.backbone, torch._dynamo.eval_frame.OptimizedModule)
-    assert [g.score for g in judge.grade_many(rows)] == pytest.approx(eager, abs=1e-4)
-    judge.max_padding = 0.0
-    assert [g.score for g in judge.grade_many(rows)] == pytest.approx(eager, abs=1e-4)
 
 
 def test_judge_in_bfloat16_grades_close_to_float32(tiny_llama_dir):
