@@ -29,6 +29,7 @@ class RecordError(ValueError):
 
     def __init__(self, source: str, row: int | str, field: str | None, message: str):
         self.source, self.row, self.field, self.message = source, row, field, message
+        self.problems = [self]
         where = f"{source}, row {row}" + (f", field '{field}'" if field else "")
         super().__init__(f"{where}: {message}")
 
@@ -86,22 +87,40 @@ def validate_score(value: Any, source: str, row) -> float:
 
 
 def validate_record(raw: Any, *, source: str = "<records>", row: int | str = "?", require_score: bool = True) -> Record:
-    """Check one raw row against the schema; raise ``RecordError`` naming the row and the field."""
+    """Check one raw row against the schema; raise ``RecordError`` naming the row and every bad
+    field (its ``field`` is the first; ``problems`` holds one error per bad field)."""
     if not isinstance(raw, dict):
         raise RecordError(source, row, None, f"must be a JSON object, got {type(raw).__name__}")
+    problems: list[RecordError] = []
+
+    def check(validate, *args, **kwargs):
+        try:
+            return validate(*args, **kwargs)
+        except RecordError as error:  # keep going: one pass over the row names all its faults
+            problems.append(error)
+            return None
+
     score = raw.get("score")
     if score is None and require_score:
-        raise RecordError(source, row, "score", "is missing")
-    return Record(
-        instruction=_text(raw.get("instruction"), "instruction", source, row, required=True),
-        response=_text(raw.get("response"), "response", source, row, required=True),
-        rubric=_rubric(raw.get("rubric"), source, row),
-        reference_answer=_text(raw.get("reference_answer"), "reference_answer", source, row, required=False),
-        context=_context(raw.get("context"), source, row),
-        score=None if score is None else validate_score(score, source, row),
-        feedback=_text(raw.get("feedback"), "feedback", source, row, required=False),
+        problems.append(RecordError(source, row, "score", "is missing"))
+    record = Record(
+        instruction=check(_text, raw.get("instruction"), "instruction", source, row, required=True),
+        response=check(_text, raw.get("response"), "response", source, row, required=True),
+        rubric=check(_rubric, raw.get("rubric"), source, row),
+        reference_answer=check(_text, raw.get("reference_answer"), "reference_answer", source, row, required=False),
+        context=check(_context, raw.get("context"), source, row),
+        score=None if score is None else check(validate_score, score, source, row),
+        feedback=check(_text, raw.get("feedback"), "feedback", source, row, required=False),
         extra={k: v for k, v in raw.items() if k not in FIELDS},
     )
+    if problems:
+        problems.sort(key=lambda e: FIELDS.index(e.field.split(".")[0].split("[")[0]))
+        first, rest = problems[0], problems[1:]
+        message = first.message + "".join(f"; field '{e.field}' {e.message}" for e in rest)
+        error = RecordError(source, row, first.field, message)
+        error.problems = problems
+        raise error
+    return record
 
 
 def rubric_text(rubric: str | dict | None) -> str | None:

@@ -244,3 +244,17 @@ def test_demo_loads():
     records, errors = load_records("demo")
     assert records and not errors
     assert all(1 <= r.score <= 5 for r in records)
+
+
+def test_every_bad_field_of_a_row_is_named():
+    raw = {"instruction": "", "response": 3, "rubric": {"criteria": "c"}, "score": 9}
+    with pytest.raises(RecordError) as caught:
+        validate_record(raw, source="in.jsonl", row=7)
+    error = caught.value
+    assert [e.field for e in error.problems] == ["instruction", "response", "rubric.score1_description", "score"]
+    assert error.field == "instruction" and str(error).startswith("in.jsonl, row 7, field 'instruction': ")
+    for name in ("'response' must be text", "'rubric.score1_description' is missing", "'score' must be from 1 to 5"):
+        assert name in str(error)
+    # One bad field: the message is the field's own, as before.
+    with pytest.raises(RecordError, match=r"row 2, field 'score': is missing$"):
+        validate_record({"instruction": "q", "response": "a"}, row=2)
