@@ -98,8 +98,8 @@ def bench_judge(judge, records: list, batch_size: int, repeat: int = 1) -> dict:
         if best is None or elapsed < best[0]:
             best = (elapsed, judge.stats, grades)
     seconds, stats, grades = best
-    return {"seconds": seconds, "warmup_s": warmup_s, "tokenise_s": tokenise_s, "stats": stats, "lengths": [len(e.input_ids) for e in encoded],
-            "scored": sum(g.score is not None for g in grades)}
+    return {"seconds": seconds, "warmup_s": warmup_s, "tokenise_s": tokenise_s, "stats": stats,
+            "lengths": [len(e.input_ids) for e in encoded], "scored": sum(g.score is not None for g in grades)}
 
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation", "mkldnn::_linear_pointwise")

@@ -81,7 +81,7 @@ def parse_args(argv):
     parser.add_argument("--max-length", type=int, default=None, help="token budget (default: the training one)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when there is one)")
     parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-              help="run the judge in this dtype (bfloat16: several times float32 on CPUs with AMX; default: as trained)")
+                        help="the backbone's dtype (bfloat16: several times float32 on AMX CPUs; default: as trained)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N items only")
     return parser.parse_args(argv)
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             judge = Judge.load(args.checkpoint, max_length=args.max_length, device=args.device, batch_size=args.batch_size,
-                           dtype=args.dtype)
+                               dtype=args.dtype)
         except FileNotFoundError as e:
             print(f"phudge evaluate: {e}", file=sys.stderr)
             return 2

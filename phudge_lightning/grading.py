@@ -215,7 +215,7 @@ def parse_args(argv):
     parser.add_argument("--max-length", type=int, default=None, help="token budget (default: the training one)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when there is one)")
     parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-              help="run the judge in this dtype (bfloat16: several times float32 on CPUs with AMX; default: as trained)")
+                        help="the backbone's dtype (bfloat16: several times float32 on AMX CPUs; default: as trained)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of continuing")
     return parser.parse_args(argv)
 

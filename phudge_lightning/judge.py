@@ -10,9 +10,9 @@ neither response ever sees the other, so the verdict cannot depend on which is s
 
 Speed (measured by ``phudge bench speed``): a LoRA adapter is merged into the weights it adapts
 and peft's wrappers are removed (1.6x, then 1.07x, on CPU); rows share a batch only while its
-padding stays within ``max_padding`` of its tokens (on CPU 0: a padded batch needs an attention mask, which costs SDPA its fast causal path,
-so there rows of different lengths run one by one); ``iter_grades`` tokenises the next block
-in a thread while the current one is graded.
+padding stays within ``max_padding`` of its tokens (on CPU 0: a padded batch needs an attention
+mask, which costs SDPA its fast causal path, so there rows of different lengths run one by
+one); ``iter_grades`` tokenises the next block in a thread while the current one is graded.
 """
 
 from __future__ import annotations
@@ -123,6 +123,11 @@ class Judge:
         training. ``dtype``: run the backbone in this dtype (``bfloat16``: 2.6-3.4x float32 on
         CPUs with AMX, see ``phudge bench speed``) instead of the trained one."""
         self.module = module.eval()
+        # A peft model: fold LoRA into the weights it adapts and drop peft's wrappers, whose
+        # per-layer Python costs 5-10% of a CPU forward even once merged (phudge bench speed).
+        # Before any cast: a LoRA update merged in bfloat16 would be partly rounded away.
+        if hasattr(self.module.backbone, "merge_and_unload"):
+            self.module.backbone = self.module.backbone.merge_and_unload()
         if dtype is not None:
             # The backbone only: the head stays in float32 (heads cast their input), so close
             # scores are not rounded to bfloat16's 3 digits and tied.
@@ -142,10 +147,6 @@ class Judge:
         # On CPU a padded batch is slower than its rows one by one (see the module docstring).
         self.max_padding = 0.0 if self.device.type == "cpu" else 0.05
         self.stats = BatchStats()
-        # A peft model: fold LoRA into the weights it adapts and drop peft's wrappers, whose
-        # per-layer Python costs 5-10% of a CPU forward even once merged (phudge bench speed).
-        if hasattr(self.module.backbone, "merge_and_unload"):
-            self.module.backbone = self.module.backbone.merge_and_unload()
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> "Judge":

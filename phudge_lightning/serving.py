@@ -503,7 +503,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None, help="token budget of a prompt (default: the one of training)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when there is one)")
     p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-         help="run the judge in this dtype (bfloat16: several times float32 on CPUs with AMX; default: as trained)")
+                   help="the backbone's dtype (bfloat16: several times float32 on AMX CPUs; default: as trained)")
     p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds SIGTERM waits for requests in flight")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
@@ -526,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_cleanly)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     judge = Judge.load(args.checkpoint, max_length=args.max_length, device=args.device, batch_size=args.max_batch_size,
-                           dtype=args.dtype)
+                       dtype=args.dtype)
     app = create_app(judge, args.max_batch_size, args.batch_timeout, args.max_body_bytes)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.graceful_timeout, access_log=args.log_level == "debug")
