@@ -106,3 +106,27 @@ def write_jsonl(path: Path, rows) -> Path:
 @pytest.fixture(scope="session")
 def small_records_file(tmp_path_factory) -> Path:
     return write_jsonl(tmp_path_factory.mktemp("records") / "small.jsonl", small_records(40))
+
+
+def train_tiny_judge(folder: Path, backbone: Path, records_file: Path, *, max_length: int, limit: int,
+                     predict_data: dict) -> tuple[Path, Path]:
+    """A classification judge after one training step on ``limit`` rows: its checkpoint, and a
+    ``phudge predict`` config (``predict_data`` joins its data section) that rebuilds it."""
+    import lightning as L
+    import yaml
+
+    from datamodules import FeedbackCollectionDataModule
+    from phudge_lightning.module import JudgeModule
+
+    model = {"backbone": str(backbone), "head": "classification", "lora": {"r": 2, "alpha": 4, "dropout": 0.0}, "lr": 1e-3}
+    data = {"data": str(records_file), "batch_size": 4, "max_length": max_length, "limit": limit}
+    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(JudgeModule(**model), FeedbackCollectionDataModule(**data, backbone=model["backbone"], head=model["head"]))
+    ckpt = folder / "judge.ckpt"
+    trainer.save_checkpoint(ckpt)
+    config = {"trainer": {"accelerator": "cpu", "devices": 1, "logger": False, "enable_progress_bar": False,
+                          "enable_model_summary": False, "enable_checkpointing": False},
+              "model": model, "data": {"data": str(records_file), "max_length": max_length, **predict_data}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder / "config.yaml", ckpt

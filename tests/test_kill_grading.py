@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import train_tiny_judge
 from phudge_lightning import io
 from phudge_lightning.io import atomic_write_json, atomic_write_text
 
@@ -112,25 +112,8 @@ def test_an_export_cut_short_is_not_taken_for_a_judge(tmp_path, tiny_llama_dir, 
 @pytest.fixture(scope="module")
 def trained(tiny_llama_dir, small_records_file, tmp_path_factory):
     """A classification judge after one step: its checkpoint and a predict config."""
-    import lightning as L
-
-    from datamodules import FeedbackCollectionDataModule
-    from phudge_lightning.module import JudgeModule
-
-    folder = tmp_path_factory.mktemp("predict-kill")
-    model = {"backbone": str(tiny_llama_dir), "head": "classification", "lora": LORA, "lr": 1e-3}
-    data = {"data": str(small_records_file), "batch_size": 4, "max_length": 256, "limit": 8}
-    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        num_sanity_val_steps=0)
-    trainer.fit(JudgeModule(**model), FeedbackCollectionDataModule(**data, backbone=model["backbone"], head=model["head"]))
-    ckpt = folder / "judge.ckpt"
-    trainer.save_checkpoint(ckpt)
-    config = {"trainer": {"accelerator": "cpu", "devices": 1, "logger": False, "enable_progress_bar": False,
-                          "enable_model_summary": False, "enable_checkpointing": False},
-              "model": model, "data": {"data": str(small_records_file), "eval_batch_size": 2, "max_length": 256}}
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    return folder / "config.yaml", ckpt
+    return train_tiny_judge(tmp_path_factory.mktemp("predict-kill"), tiny_llama_dir, small_records_file, max_length=256,
+                            limit=8, predict_data={"eval_batch_size": 2})
 
 
 def predict_input(path: Path, n: int) -> list[dict]:

@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
+from conftest import train_tiny_judge
 from phudge_lightning.prediction import MERGED, merge_shards, prediction_rows, shard_name
 
 REPO = Path(__file__).resolve().parents[1]
-LORA = {"r": 2, "alpha": 4, "dropout": 0.0}
 
 
 def test_prediction_rows():
@@ -42,24 +42,8 @@ def test_merge_in_index_order_first_copy_wins(tmp_path):
 @pytest.fixture(scope="module")
 def trained(tiny_llama_dir, small_records_file, tmp_path_factory):
     """A classification judge after one training step: its checkpoint and the config that built it."""
-    import lightning as L
-
-    from datamodules import FeedbackCollectionDataModule
-    from phudge_lightning.module import JudgeModule
-
-    folder = tmp_path_factory.mktemp("predict")
-    model = {"backbone": str(tiny_llama_dir), "head": "classification", "lora": LORA, "lr": 1e-3}
-    data = {"data": str(small_records_file), "batch_size": 4, "max_length": 512, "limit": 16}
-    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(JudgeModule(**model), FeedbackCollectionDataModule(**data, backbone=model["backbone"], head=model["head"]))
-    ckpt = folder / "judge.ckpt"
-    trainer.save_checkpoint(ckpt)
-    config = {"trainer": {"accelerator": "cpu", "devices": 1, "logger": False, "enable_progress_bar": False,
-                          "enable_model_summary": False, "enable_checkpointing": False},
-              "model": model, "data": {"data": str(small_records_file), "batch_size": 2, "max_length": 512}}
-    (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    return folder / "config.yaml", ckpt
+    return train_tiny_judge(tmp_path_factory.mktemp("predict"), tiny_llama_dir, small_records_file, max_length=512,
+                            limit=16, predict_data={"batch_size": 2})
 
 
 def predict_input(path: Path, n: int = 11) -> Path:
