@@ -98,13 +98,19 @@ class ServerProcess:
         raise TimeoutError(f"the server was not ready in {timeout:.0f}s:\n{self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen, grace: float = 60.0) -> int | None:
+    """SIGTERM (the server drains its requests in flight), SIGKILL after ``grace`` seconds; the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode
 
 
 def free_port() -> int:

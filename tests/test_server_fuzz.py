@@ -32,6 +32,8 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
+from phudge_lightning.serve_bench import stop_process  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 MAX_EXAMPLES = 30
 MAX_BODY = 65_536
@@ -89,14 +91,7 @@ class Served:
         pytest.fail(f"server not ready in {STARTUP_S}s:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> int | None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return self.process.returncode
+        return stop_process(self.process)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from datamodules.records import Record
+from phudge_lightning.serve_bench import stop_process
 from phudge_lightning.serving import MAX_RECORDS, MAX_TEXT_CHARS, Batcher, _field_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,13 +91,7 @@ class Server:
         return body
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, grace=30)
 
 
 @pytest.fixture(scope="module")
