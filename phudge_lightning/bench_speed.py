@@ -120,7 +120,10 @@ def profile_judge(judge, records: list, batch_size: int) -> dict:
     ``grade_many`` pass (torch.profiler; its own overhead makes the pass slower), and the
     time spent in matmul kernels (``matmul_s``). The counted FLOPs over ``matmul_s`` against the
     peak (``matmul_efficiency``) is the most of the limit the judge could reach with every
-    non-matmul cost gone."""
+    non-matmul cost gone. ``attention_s`` is the time in SDPA's kernels, work the limit does not
+    count: t_limit / (t_limit + attention_s), t_limit = counted FLOPs / peak, is the most of the
+    limit any judge with this attention kernel could reach, its matmuls at the peak and every other
+    cost gone (``attention_bound``)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if judge.device.type == "cuda" else [])
@@ -131,7 +134,8 @@ def profile_judge(judge, records: list, batch_size: int) -> dict:
     for event in prof.key_averages():
         spent[op_class(event.key)] += getattr(event, attr)
     total = sum(spent.values()) or 1.0
-    return {f"{k}_share": v / total for k, v in spent.items()} | {"matmul_s": spent["matmul"] / 1e6}
+    return {f"{k}_share": v / total for k, v in spent.items()} | {"matmul_s": spent["matmul"] / 1e6,
+                                                                  "attention_s": spent["attention"] / 1e6}
 
 
 def new_token_counts(generated: torch.Tensor, eos_ids: set[int]) -> list[int]:
@@ -247,9 +251,11 @@ def run(args: argparse.Namespace) -> dict:
         result["load_avg"].append(load_average())
     if args.profile:
         breakdown = profile_judge(judge, records, batch_size)
-        result.update({k: v for k, v in breakdown.items() if k != "matmul_s"})
+        result.update({k: v for k, v in breakdown.items() if not k.endswith("_s")})
         # The FLOPs the limit counts, over the time spent in matmul kernels, against the peak.
-        result["matmul_efficiency"] = 2 * params * sum(lengths) / breakdown["matmul_s"] / peaks[dtype]
+        limit_s = 2 * params * sum(lengths) / peaks[dtype]
+        result["matmul_efficiency"] = limit_s / breakdown["matmul_s"]
+        result["attention_bound"] = limit_s / (limit_s + breakdown["attention_s"])
     seconds = statistics.fmean(judge_runs)
     result.update({"judge_s": seconds, "judge_runs_s": judge_runs, "judge_per_s": len(records) / seconds,
                    "tokens_per_s": sum(lengths) / seconds})
@@ -296,6 +302,8 @@ def format_table(result: dict):
         notes.append(f"time (profiled): matmul {result['matmul_share']:.0%}, attention {result['attention_share']:.0%}, "
                      f"other {result['other_share']:.0%}; in matmuls the rate is {result['matmul_efficiency']:.0%} of "
                      "the peak: the most of the limit the judge could reach with every other cost gone")
+        notes.append(f"attention alone: with its matmuls at the peak and nothing else left, SDPA's kernels as "
+                     f"measured would still hold any judge to {result['attention_bound']:.0%} of the limit")
     loads = [x for x in result.get("load_avg") or [] if x is not None]
     # The benchmark's own threads count in the load average: more than those means other processes.
     if loads and max(loads) > result["threads"] + 0.75:
