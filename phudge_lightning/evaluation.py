@@ -21,6 +21,7 @@ from typing import Sequence
 
 from phudge_lightning.benchmarks import BENCHMARKS, Benchmark, benchmark_metrics, load_benchmark
 from phudge_lightning.io import atomic_write_json
+from phudge_lightning.judge_options import add_judge_arguments, judge_options
 
 BASELINES = ("length",)
 # The table's order: the figures, then the counts behind them, then the settings.
@@ -78,10 +79,7 @@ def parse_args(argv):
     parser.add_argument("--rubric-free", action="store_true", help="grade without the rubrics")
     parser.add_argument("--reference-free", action="store_true", help="grade without the reference answers")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=None, help="token budget (default: the training one)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when there is one)")
-    parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                        help="the backbone's dtype (bfloat16: several times float32 on AMX CPUs; default: as trained)")
+    add_judge_arguments(parser)
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N items only")
     return parser.parse_args(argv)
 
@@ -107,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         from phudge_lightning.judge import Judge
 
         try:
-            judge = Judge.load(args.checkpoint, max_length=args.max_length, device=args.device, batch_size=args.batch_size,
-                               dtype=args.dtype)
+            judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
         except FileNotFoundError as e:
             print(f"phudge evaluate: {e}", file=sys.stderr)
             return 2

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from datamodules.records import RecordError, validate_record
+from phudge_lightning.judge_options import add_judge_arguments, judge_options
 
 REJECTS_SUFFIX = ".rejects.jsonl"
 JUDGE_FIELDS = ("score", "probabilities", "feedback", "truncated")
@@ -212,10 +213,7 @@ def parse_args(argv):
     parser.add_argument("--output", required=True, help="the graded JSON-lines file (continued if it exists)")
     parser.add_argument("--rejects", help=f"where bad lines go (default: OUTPUT{REJECTS_SUFFIX})")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=None, help="token budget (default: the training one)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when there is one)")
-    parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                        help="the backbone's dtype (bfloat16: several times float32 on AMX CPUs; default: as trained)")
+    add_judge_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of continuing")
     return parser.parse_args(argv)
 
@@ -236,8 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         output_path.unlink(missing_ok=True)
         rejects_path.unlink(missing_ok=True)
     try:
-        judge = Judge.load(args.checkpoint, max_length=args.max_length, device=args.device, batch_size=args.batch_size,
-                           dtype=args.dtype)
+        judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
     except FileNotFoundError as e:
         print(f"phudge grade: {e}", file=sys.stderr)
         return 2

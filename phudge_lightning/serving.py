@@ -64,6 +64,7 @@ from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from datamodules.records import Record, RecordError, validate_record
+from phudge_lightning.judge_options import add_judge_arguments, judge_options
 
 log = logging.getLogger(__name__)
 
@@ -500,10 +501,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=16, help="records graded in one forward pass at most; 1 turns batching off")
     p.add_argument("--batch-timeout", type=float, default=0.01, help="seconds a batch waits for more requests after its first")
     p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="larger request bodies get 413")
-    p.add_argument("--max-length", type=int, default=None, help="token budget of a prompt (default: the one of training)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when there is one)")
-    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="the backbone's dtype (bfloat16: several times float32 on AMX CPUs; default: as trained)")
+    add_judge_arguments(p)
     p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds SIGTERM waits for requests in flight")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
@@ -525,8 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     # this handler turns that, or a SIGTERM while the judge loads, into a clean exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    judge = Judge.load(args.checkpoint, max_length=args.max_length, device=args.device, batch_size=args.max_batch_size,
-                       dtype=args.dtype)
+    judge = Judge.load(args.checkpoint, batch_size=args.max_batch_size, **judge_options(args))
     app = create_app(judge, args.max_batch_size, args.batch_timeout, args.max_body_bytes)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.graceful_timeout, access_log=args.log_level == "debug")
