@@ -336,7 +336,7 @@ def _accuracy(predicted: list[str], labels: list[str]) -> float | None:
 
 
 def pair_metrics(labels: Sequence[str], scores_a: Sequence[float | None], scores_b: Sequence[float | None],
-                 tie_margin: float = 0.0) -> dict:
+                 tie_margin: float = 0.0, groups: Sequence[str | None] | None = None) -> dict:
     """Pair accuracy under two conventions.
 
     - ``accuracy`` (strict, the default convention): pairs labelled tie are left out (their
@@ -347,6 +347,8 @@ def pair_metrics(labels: Sequence[str], scores_a: Sequence[float | None], scores
     - ``accuracy_with_ties`` (only where some pairs are labelled tie): over all ``n_with_ties``
       pairs, the verdict is "tie" when |s_a - s_b| <= ``tie_margin``, else the higher score,
       and a pair is right when the verdict equals the label.
+    - ``accuracy_by_group`` (where ``groups`` names a subset per pair, e.g. HHH's helpful /
+      harmless / honest / other): the strict accuracy within each subset.
     """
     labels = list(labels)
     strict = [i for i, label in enumerate(labels) if label != "tie"]
@@ -359,6 +361,11 @@ def pair_metrics(labels: Sequence[str], scores_a: Sequence[float | None], scores
         "no_score": sum(p == "invalid" for p in predicted),
         "convention": STRICT,
     }
+    if groups is not None and any(g is not None for g in groups):
+        names = sorted({str(g) for g in groups})
+        out["accuracy_by_group"] = {
+            name: _accuracy([predicted[i] for i in strict if str(groups[i]) == name],
+                            [labels[i] for i in strict if str(groups[i]) == name]) for name in names}
     if out["ties"]:
         with_margin = [verdict(a, b, tie_margin) for a, b in zip(scores_a, scores_b)]
         out.update({"accuracy_with_ties": _accuracy(with_margin, labels), "n_with_ties": len(labels),
@@ -373,7 +380,8 @@ def benchmark_metrics(bench: Benchmark, scores: Sequence[float | None], tie_marg
     if bench.kind == ABSOLUTE:
         out = absolute_metrics(scores, [r.score for r in bench.items])
     else:
-        out = pair_metrics([p.label for p in bench.items], scores[0::2], scores[1::2], tie_margin)
+        groups = [p.a.extra.get("source") for p in bench.items]  # HHH's subsets
+        out = pair_metrics([p.label for p in bench.items], scores[0::2], scores[1::2], tie_margin, groups)
     out["invalid"] = len(bench.invalid)
     if bench.dropped:
         out["dropped"] = bench.dropped

@@ -7,7 +7,10 @@ Absolute sets report ``n``, ``pearson``, ``spearman``, ``kendall``, ``r2``, ``ma
 against the label (the mean of the GPT-4 scores where a row has several); relative sets report
 ``n``, ``accuracy``, ``ties``, ``invalid`` and the convention used (see
 ``phudge_lightning.benchmarks.pair_metrics``). The table goes to the terminal and, with
-``--output``, the figures to a JSON file written atomically.
+``--output``, the figures to a JSON file written atomically; ``--predictions`` writes each
+item's scores and label as JSON lines, for analyses of your own. Several ``--checkpoint``\ s are
+graded as one ensemble: each item's score is the mean of theirs (e.g. runs with other seeds).
+HHH's pairs are also scored per subset (``accuracy_by_group``: helpful, harmless, honest, other).
 
 The length baseline grades a response by its length in characters (longer is better): the
 floor any judge must clear, since judges and raters alike tend to favour long answers.
@@ -16,11 +19,13 @@ floor any judge must clear, since judges and raters alike tend to favour long an
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
-from phudge_lightning.benchmarks import BENCHMARKS, Benchmark, benchmark_metrics, load_benchmark
-from phudge_lightning.io import atomic_write_json
+from phudge_lightning.benchmarks import ABSOLUTE, BENCHMARKS, Benchmark, benchmark_metrics, load_benchmark
+from phudge_lightning.io import atomic_write_json, atomic_write_text
 from phudge_lightning.judge_options import add_judge_arguments, judge_options
 
 BASELINES = ("length",)
@@ -48,6 +53,20 @@ def judge_scores(judge, records, console=None) -> list[float | None]:
     return scores
 
 
+def ensemble_scores(runs: Sequence[Sequence[float | None]]) -> list[float | None]:
+    """Each item's mean score over the judges, (1/J) sum_j s_j; None where any judge gave none."""
+    return [None if any(s is None for s in item) else sum(item) / len(item) for item in zip(*runs)]
+
+
+def prediction_rows(bench: Benchmark, scores: Sequence[float | None]) -> list[dict]:
+    """One row per item, in the benchmark's order: its row number, label and score(s)."""
+    if bench.kind == ABSOLUTE:
+        return [{"row": i, "label": r.score, "score": s} for i, (r, s) in enumerate(zip(bench.items, scores), 1)]
+    return [{"row": p.row, "label": p.label, "score_a": a, "score_b": b,
+             **({"source": p.a.extra["source"]} if "source" in p.a.extra else {})}
+            for p, a, b in zip(bench.items, scores[0::2], scores[1::2])]
+
+
 def evaluate(bench: Benchmark, scores: Sequence[float | None], tie_margin: float = 0.0) -> dict:
     return benchmark_metrics(bench, scores, tie_margin)
 
@@ -59,21 +78,28 @@ def print_table(result: dict, console) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     ordered = [k for k in HEADLINE if k in result] + sorted(k for k in result if k not in HEADLINE)
+    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
     for key in ordered:
         value = result[key]
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        if isinstance(value, dict):  # accuracy_by_group: a row per group
+            for name, v in value.items():
+                table.add_row(f"{key.removesuffix('_by_group')} ({name})", cell(v))
+        else:
+            table.add_row(key, cell(value))
     console.print(table)
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="phudge evaluate", description=__doc__.split("\n\n")[0])
     judge = parser.add_mutually_exclusive_group(required=True)
-    judge.add_argument("--checkpoint", help="a .ckpt from phudge fit or a folder from phudge export")
+    judge.add_argument("--checkpoint", nargs="+", help="a .ckpt from phudge fit or a folder from phudge export; "
+                       "several: an ensemble scoring each item by the mean of their scores")
     judge.add_argument("--baseline", choices=BASELINES, help="a judge without a model: response length")
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), metavar="NAME",
                         help=f"one of: {', '.join(sorted(BENCHMARKS))}")
     parser.add_argument("--data", required=True, help="the benchmark's json / jsonl / parquet file")
     parser.add_argument("--output", help="write the figures to this JSON file")
+    parser.add_argument("--predictions", help="write each item's scores and label to this JSON-lines file")
     parser.add_argument("--tie-margin", type=float, default=0.0,
                         help="|score_a - score_b| at most this is a predicted tie (accuracy_with_ties)")
     parser.add_argument("--rubric-free", action="store_true", help="grade without the rubrics")
@@ -104,12 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from phudge_lightning.judge import Judge
 
-        try:
-            judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
-        except FileNotFoundError as e:
-            print(f"phudge evaluate: {e}", file=sys.stderr)
+        missing = [c for c in args.checkpoint if not Path(c).exists()]
+        if missing:  # before loading any: an ensemble should not fail after its first judge ran
+            print(f"phudge evaluate: no checkpoint or exported judge at {', '.join(missing)}", file=sys.stderr)
             return 2
-        scores, judge_name = judge_scores(judge, records, errors), args.checkpoint
+        runs = []
+        for checkpoint in args.checkpoint:
+            judge = Judge.load(checkpoint, batch_size=args.batch_size, **judge_options(args))
+            runs.append(judge_scores(judge, records, errors))
+            del judge
+        scores, judge_name = ensemble_scores(runs), " + ".join(args.checkpoint)
     result = {
         **evaluate(bench, scores, args.tie_margin),
         "benchmark": args.benchmark, "kind": bench.kind, "label": bench.label, "data": bench.source,
@@ -118,4 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     print_table(result, console)
     if args.output:
         atomic_write_json(args.output, result)
+    if args.predictions:
+        atomic_write_text(args.predictions, "".join(json.dumps(row) + "\n" for row in prediction_rows(bench, scores)))
     return 0

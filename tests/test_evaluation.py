@@ -59,6 +59,39 @@ def test_length_baseline_strict_pairs(tmp_path):
     assert "strict" in result["convention"] and "accuracy_with_ties" not in result
 
 
+def test_pairs_are_scored_per_subset_and_written_per_item(tmp_path):
+    pairs = [("helpful", "a long chosen answer", "short"), ("helpful", "short", "a long rejected answer"),
+             ("honest", "longer", "long"), ("harmless", "no", "a long harmful answer")]
+    rows = [{"source": src, "chosen_instruction": prompt("Q", a), "rejected_instruction": prompt("Q", b)}
+            for src, a, b in pairs]
+    path = tmp_path / "hhh.json"
+    path.write_text(json.dumps(rows))
+    predictions = tmp_path / "pairs.jsonl"
+    result = run(tmp_path, "--baseline", "length", "--benchmark", "hhh", "--data", str(path),
+                 "--predictions", str(predictions))
+    assert result["accuracy"] == 0.5
+    assert result["accuracy_by_group"] == {"harmless": 0.0, "helpful": 0.5, "honest": 1.0}
+    written = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert [(w["row"], w["source"], w["label"]) for w in written] == [(i, src, "A") for i, (src, _, _) in enumerate(pairs, 1)]
+    assert [(w["score_a"], w["score_b"]) for w in written] == [(float(len(a)), float(len(b))) for _, a, b in pairs]
+
+
+def test_absolute_predictions_hold_score_and_label(tmp_path, vicuna_like):
+    path, rows = vicuna_like
+    predictions = tmp_path / "rows.jsonl"
+    result = run(tmp_path, "--baseline", "length", "--benchmark", "vicuna", "--data", str(path), "--predictions", str(predictions))
+    written = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(written) == result["n"] == 12 and "accuracy_by_group" not in result
+    assert [w["label"] for w in written] == pytest.approx([sum(r["gpt4_score"]) / 3 for r in rows])
+    assert stats.pearsonr([w["score"] for w in written], [w["label"] for w in written])[0] == pytest.approx(result["pearson"])
+
+
+def test_ensemble_scores_are_the_mean_and_missing_stays_missing():
+    from phudge_lightning.evaluation import ensemble_scores
+
+    assert ensemble_scores([[1.0, 2.0, None], [3.0, 5.0, 4.0]]) == [2.0, 3.5, None]
+
+
 def test_length_baseline_with_tie_labels_and_margin(tmp_path):
     rows = [  # Auto-J: 0 first better, 1 second better, 2 tie
         {"prompt": "P", "response 1": "a" * 10, "response 2": "a" * 5, "label": 0},  # right
@@ -94,6 +127,16 @@ def test_judge_on_absolute_and_relative_sets(tmp_path, tiny_llama_dir, vicuna_li
     scores = [g.score for g in judge.grade_many(bench.records())]
     assert result["pearson"] == pytest.approx(stats.pearsonr(scores, [r.score for r in bench.items])[0], abs=1e-4)
 
+    # An ensemble of this judge and another one scores each row by the mean of the two.
+    other = export(JudgeModule(backbone=str(tiny_llama_dir), head="regression"), tmp_path / "other")
+    other_scores = [g.score for g in Judge.load(other, device="cpu").grade_many(bench.records())]
+    predictions = tmp_path / "ensemble.jsonl"
+    both = run(tmp_path, "--checkpoint", str(folder), str(other), "--benchmark", "vicuna", "--data", str(path),
+               "--device", "cpu", "--predictions", str(predictions))
+    mean = [(a + b) / 2 for a, b in zip(scores, other_scores)]
+    assert [json.loads(line)["score"] for line in predictions.read_text().splitlines()] == pytest.approx(mean, abs=1e-4)
+    assert both["judge"] == f"{folder} + {other}"
+
     rows = [{"question_body": f"Q{i}", "answer1_body": "yes " * (i + 1), "answer2_body": "no", "score": [8, 8 - i % 3]}
             for i in range(6)]
     judgelm = tmp_path / "judgelm.jsonl"
@@ -110,6 +153,7 @@ def test_no_valid_rows_or_no_checkpoint_is_an_error(tmp_path):
     assert main(["--baseline", "length", "--benchmark", "autoj", "--data", str(path)]) == 1
     path.write_text('{"prompt": "P", "response 1": "a", "response 2": "b", "label": 0}\n')
     assert main(["--checkpoint", str(tmp_path / "absent.ckpt"), "--benchmark", "autoj", "--data", str(path)]) == 2
+    assert main(["--checkpoint", str(path), str(tmp_path / "absent.ckpt"), "--benchmark", "autoj", "--data", str(path)]) == 2
     with pytest.raises(SystemExit):  # a judge or the baseline, not both
         main(["--checkpoint", "x", "--baseline", "length", "--benchmark", "autoj", "--data", str(path)])
 
