@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from datamodules.backbones import load_tokenizer, resolve_backbone
-from phudge_lightning.benchmarks import load_benchmark
+from phudge_lightning.benchmarks import absolute_metrics, load_benchmark, pair_metrics
 
 SETS = {"mt_bench": "mt_bench_eval.json", "vicuna": "vicuna_eval.json", "hhh": "hhh_alignment_eval.json"}
 
@@ -59,7 +59,7 @@ def judge_scores(prefix: str, name: str) -> np.ndarray:
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.corrcoef(x, y)[0, 1])
+    return absolute_metrics(x.tolist(), y.tolist())["pearson"]
 
 
 def main() -> None:
@@ -82,7 +82,8 @@ def main() -> None:
             cues[name]["judge"] = judge_scores(args.judge, name)
         targets[name] = (np.array([p.label for p in bench.items]) if bench.kind == "relative"
                          else np.array([r.score for r in bench.items]))
-        groups = [p.a.extra.get("source") for p in bench.items] if bench.kind == "relative" else None
+        if name == "hhh":
+            groups = [p.a.extra["source"] for p in bench.items]  # helpful / harmless / honest / other
     names = list(cues["mt_bench"])
     design = lambda n: np.c_[[cues[n][c] for c in names]].T  # noqa: E731
     w, *_ = np.linalg.lstsq(np.c_[design("mt_bench"), np.ones(len(targets["mt_bench"]))], targets["mt_bench"], rcond=None)
@@ -92,12 +93,12 @@ def main() -> None:
     subsets = sorted(set(groups))
     print(f"{'cue':<12} {'MT-Bench r':>10} {'Vicuna r':>9} {'HHH acc':>8} " + " ".join(f"{s:>9}" for s in subsets))
     for cue in [*names, "stack"]:
-        s = cues["hhh"][cue]
-        right = np.where(s[0::2] > s[1::2], "A", "B") == targets["hhh"]
-        by = [right[np.array(groups) == g].mean() for g in subsets]
+        s = cues["hhh"][cue].tolist()
+        # phudge evaluate's own convention: strict, a tied pair counts as wrong
+        hhh = pair_metrics(targets["hhh"].tolist(), s[0::2], s[1::2], groups=groups)
         print(f"{cue:<12} {pearson(cues['mt_bench'][cue], targets['mt_bench']):>10.3f} "
-              f"{pearson(cues['vicuna'][cue], targets['vicuna']):>9.3f} {right.mean():>8.3f} "
-              + " ".join(f"{x:>9.3f}" for x in by))
+              f"{pearson(cues['vicuna'][cue], targets['vicuna']):>9.3f} {hhh['accuracy']:>8.3f} "
+              + " ".join(f"{hhh['accuracy_by_group'][g]:>9.3f}" for g in subsets))
 
 
 if __name__ == "__main__":
