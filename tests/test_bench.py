@@ -206,6 +206,14 @@ def test_gpu_bench_tiny_on_cpu():
     assert result["judge_per_s"] > 0 and result["generative_per_s"] > 0 and result["new_tokens_mean"] <= 3
 
 
+def test_attention_timing_script_runs():
+    command = [sys.executable, str(REPO / "bench" / "attention_cpu.py"), "--tokens", "32", "--no-flex", "--dtype", "float32"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    times = {line.split(":")[0].strip(): float(line.split(":")[1].split()[0]) for line in done.stdout.splitlines()[1:]}
+    assert set(times) == {"sdpa", "bmm", "weights"} and all(t > 0 for t in times.values())
+
+
 def test_judge_in_bfloat16_grades_close_to_float32(tiny_llama_dir):
     module = JudgeModule(backbone=str(tiny_llama_dir), head="classification", loss="emd_squared", lora=LORA)
     rows = records(4)
