@@ -64,6 +64,12 @@ class Pair:
     label: str
     row: int | str = "?"
 
+    @property
+    def group(self) -> str | None:
+        """The subset the pair belongs to, where its set has them (HHH's ``source``: helpful,
+        harmless, honest, other); None elsewhere."""
+        return self.a.extra.get("source")
+
 
 @dataclass
 class Benchmark:
@@ -380,8 +386,8 @@ def benchmark_metrics(bench: Benchmark, scores: Sequence[float | None], tie_marg
     if bench.kind == ABSOLUTE:
         out = absolute_metrics(scores, [r.score for r in bench.items])
     else:
-        groups = [p.a.extra.get("source") for p in bench.items]  # HHH's subsets
-        out = pair_metrics([p.label for p in bench.items], scores[0::2], scores[1::2], tie_margin, groups)
+        out = pair_metrics([p.label for p in bench.items], scores[0::2], scores[1::2], tie_margin,
+                           [p.group for p in bench.items])
     out["invalid"] = len(bench.invalid)
     if bench.dropped:
         out["dropped"] = bench.dropped

@@ -63,7 +63,7 @@ def prediction_rows(bench: Benchmark, scores: Sequence[float | None]) -> list[di
     if bench.kind == ABSOLUTE:
         return [{"row": i, "label": r.score, "score": s} for i, (r, s) in enumerate(zip(bench.items, scores), 1)]
     return [{"row": p.row, "label": p.label, "score_a": a, "score_b": b,
-             **({"source": p.a.extra["source"]} if "source" in p.a.extra else {})}
+             **({"source": p.group} if p.group is not None else {})}
             for p, a, b in zip(bench.items, scores[0::2], scores[1::2])]
 
 

@@ -83,7 +83,7 @@ def main() -> None:
         targets[name] = (np.array([p.label for p in bench.items]) if bench.kind == "relative"
                          else np.array([r.score for r in bench.items]))
         if name == "hhh":
-            groups = [p.a.extra["source"] for p in bench.items]  # helpful / harmless / honest / other
+            groups = [p.group for p in bench.items]  # helpful / harmless / honest / other
     names = list(cues["mt_bench"])
     design = lambda n: np.c_[[cues[n][c] for c in names]].T  # noqa: E731
     w, *_ = np.linalg.lstsq(np.c_[design("mt_bench"), np.ones(len(targets["mt_bench"]))], targets["mt_bench"], rcond=None)
