@@ -10,7 +10,7 @@ def __getattr__(name: str):
 
         return Judge
     if name == "JudgeModule":
-        from phudge_lightning.module import JudgeModule
+        from phudge_lightning.model import JudgeModule
 
         return JudgeModule
     raise AttributeError(name)

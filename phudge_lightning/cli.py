@@ -14,11 +14,11 @@ from lightning.pytorch.cli import LightningCLI
 
 # name -> (module with ``main(argv)``, one line of help)
 COMMANDS = {
-    "data": ("phudge_lightning.data_report", "check a dataset: rows, valid, invalid, rubric/reference share, p99 tokens"),
+    "data": ("phudge_lightning.data", "check a dataset: rows, valid, invalid, rubric/reference share, p99 tokens"),
     "export": ("phudge_lightning.export", "write a shareable judge folder (adapter, head, tokenizer, config)"),
-    "grade": ("phudge_lightning.grading", "grade a JSON-lines file, resumably, in input order"),
-    "evaluate": ("phudge_lightning.evaluation", "measure a judge (or the length baseline) on a benchmark"),
-    "serve": ("phudge_lightning.serving", "serve a judge over HTTP with dynamic batching"),
+    "grade": ("phudge_lightning.grade", "grade a JSON-lines file, resumably, in input order"),
+    "evaluate": ("phudge_lightning.evaluate", "measure a judge (or the length baseline) on a benchmark"),
+    "serve": ("phudge_lightning.serve", "serve a judge over HTTP with dynamic batching"),
     "bench": ("phudge_lightning.bench", "speed benchmarks: bench speed | bench train | bench serve"),
     "report": ("phudge_lightning.report", "plot validation curves and tabulate the final metrics of runs"),
 }
@@ -38,7 +38,7 @@ class PhudgeCLI(LightningCLI):
         # The length-grouped batch sampler shards over ranks itself.
         parser.set_defaults({"trainer.use_distributed_sampler": False})
         # phudge predict: --predict_writer.output_dir DIR writes per-rank shards and a merged file.
-        from phudge_lightning.prediction import JudgePredictionWriter
+        from phudge_lightning.predict.writer import JudgePredictionWriter
 
         parser.add_lightning_class_args(JudgePredictionWriter, "predict_writer")
 
@@ -52,7 +52,7 @@ def usage() -> str:
 
 def lightning_cli(args: list[str] | None = None, run: bool = True) -> PhudgeCLI:
     from datamodules import FeedbackCollectionDataModule
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.model.module import JudgeModule
 
     return PhudgeCLI(
         JudgeModule, FeedbackCollectionDataModule, args=args, run=run,

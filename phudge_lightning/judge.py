@@ -153,12 +153,12 @@ class Judge:
         """A judge from a ``.ckpt`` written by ``phudge fit`` or a folder from ``phudge export``."""
         path = Path(path)
         if path.is_dir():
-            from phudge_lightning.export import load_export
+            from phudge_lightning.export.folder import load_export
 
             return cls(load_export(path), **kwargs)
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint or exported judge at {path}")
-        from phudge_lightning.module import JudgeModule
+        from phudge_lightning.model.module import JudgeModule
 
         return cls(JudgeModule.load_from_checkpoint(str(path), map_location="cpu"), **kwargs)
 

@@ -116,7 +116,7 @@ def train_tiny_judge(folder: Path, backbone: Path, records_file: Path, *, max_le
     import yaml
 
     from datamodules import FeedbackCollectionDataModule
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.model.module import JudgeModule
 
     model = {"backbone": str(backbone), "head": "classification", "lora": {"r": 2, "alpha": 4, "dropout": 0.0}, "lr": 1e-3}
     data = {"data": str(records_file), "batch_size": 4, "max_length": max_length, "limit": limit}

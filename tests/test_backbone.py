@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from datamodules.backbones import is_encoder, load_tokenizer
-from phudge_lightning.backbone import LORA_TARGETS, apply_lora, default_pooling, load_backbone, lora_targets, pool
+from phudge_lightning.model.backbone import LORA_TARGETS, apply_lora, default_pooling, load_backbone, lora_targets, pool
 from tiny import tiny_model
 
 SENTENCES = ["Why does bread need salt?", "A loop repeats a block of code for each value in a list, again and again.",

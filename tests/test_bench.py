@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from datamodules.records import validate_record
-from phudge_lightning import bench, bench_speed, bench_train
+from phudge_lightning import bench
+from phudge_lightning.bench import speed as bench_speed
+from phudge_lightning.bench import train as bench_train
 from phudge_lightning.judge import BatchStats, Judge, length_batches
-from phudge_lightning.module import JudgeModule
+from phudge_lightning.model.module import JudgeModule
 
 REPO = Path(__file__).resolve().parents[1]
 LORA = {"r": 2, "alpha": 4, "dropout": 0.0}
@@ -37,13 +39,13 @@ def test_bench_usage_and_unknown(capsys):
 
 def test_bench_dispatches_each_benchmark(monkeypatch):
     called = {}
-    for name, (module_name, _) in bench.BENCHMARKS.items():
+    for name, (module_name, _) in bench.PROGRAMS.items():
         module = __import__(module_name, fromlist=["main"])
         monkeypatch.setattr(module, "main", lambda argv, name=name: called.setdefault(name, argv) and 0)
-    for name in bench.BENCHMARKS:
+    for name in bench.PROGRAMS:
         bench.main([name, "--x", "1"])
     assert called == {name: ["--x", "1"] for name in ("speed", "train", "serve")}
-    assert bench.BENCHMARKS["serve"][0] == "phudge_lightning.serve_bench"
+    assert bench.PROGRAMS["serve"][0] == "phudge_lightning.bench.serve"
 
 
 # -- batching --------------------------------------------------------------------------------------
@@ -190,12 +192,12 @@ def test_step_clock_times_after_warmup():
 
 # -- the GPU script's CPU-runnable pieces ----------------------------------------------------------
 def test_gpu_script_parses():
-    subprocess.run(["bash", "-n", str(REPO / "bench" / "gpu.sh")], check=True)
+    subprocess.run(["bash", "-n", str(REPO / "phudge_lightning" / "bench" / "gpu" / "gpu.sh")], check=True)
 
 
 @pytest.mark.slow
 def test_gpu_bench_tiny_on_cpu():
-    command = [sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--preset", "tiny", "--device", "cpu",
+    command = [sys.executable, str(REPO / "phudge_lightning" / "bench" / "gpu" / "gpu_bench.py"), "--preset", "tiny", "--device", "cpu",
                "--seq-len", "512", "--batch-sizes", "1,2", "--iters", "1", "--n", "4", "--generative-n", "2",
                "--generative-batch-size", "2", "--max-new-tokens", "3", "--peak-seconds", "0.02", "--json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -207,7 +209,7 @@ def test_gpu_bench_tiny_on_cpu():
 
 
 def test_attention_timing_script_runs():
-    command = [sys.executable, str(REPO / "bench" / "attention_cpu.py"), "--tokens", "32", "--no-flex", "--dtype", "float32"]
+    command = [sys.executable, "-m", "phudge_lightning.bench.attention_cpu", "--tokens", "32", "--no-flex", "--dtype", "float32"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     times = {line.split(":")[0].strip(): float(line.split(":")[1].split()[0]) for line in done.stdout.splitlines()[1:]}

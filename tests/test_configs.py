@@ -19,7 +19,7 @@ import yaml
 
 from datamodules import FeedbackCollectionDataModule
 from phudge_lightning.cli import PhudgeCLI
-from phudge_lightning.module import JudgeModule
+from phudge_lightning.model.module import JudgeModule
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml")) + sorted((REPO / "configs").rglob("*.yml"))

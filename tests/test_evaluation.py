@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from phudge_lightning.benchmarks import load_benchmark
-from phudge_lightning.evaluation import main
+from phudge_lightning.evaluate.run import main
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "shared/data/benchmarks"
 RUBRIC = "[Is it helpful?]\n" + "\n".join(f"Score {i}: level {i}." for i in range(1, 6))
@@ -87,7 +87,7 @@ def test_absolute_predictions_hold_score_and_label(tmp_path, vicuna_like):
 
 
 def test_ensemble_scores_are_the_mean_and_missing_stays_missing():
-    from phudge_lightning.evaluation import ensemble_scores
+    from phudge_lightning.evaluate.run import ensemble_scores
 
     assert ensemble_scores([[1.0, 2.0, None], [3.0, 5.0, 4.0]]) == [2.0, 3.5, None]
 
@@ -112,9 +112,9 @@ def test_length_baseline_with_tie_labels_and_margin(tmp_path):
 
 
 def test_judge_on_absolute_and_relative_sets(tmp_path, tiny_llama_dir, vicuna_like):
-    from phudge_lightning.export import export
+    from phudge_lightning.export.folder import export
     from phudge_lightning.judge import Judge
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora={"r": 2, "alpha": 4, "dropout": 0.0})
     folder = export(module, tmp_path / "judge")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from phudge_lightning.grading import REJECTS_SUFFIX, grade_file, main, trim_partial_line
+from phudge_lightning.grade.resumable import REJECTS_SUFFIX, grade_file, main, trim_partial_line
 from phudge_lightning.judge import Grade
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,8 +154,8 @@ def test_output_of_another_input_is_refused(tmp_path):
 # -- the command, with a tiny real judge ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def judge_dir(tiny_llama_dir, tmp_path_factory):
-    from phudge_lightning.export import export
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.export.folder import export
+    from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="classification", lora={"r": 2, "alpha": 4, "dropout": 0.0})
     return export(module, tmp_path_factory.mktemp("judge"))

@@ -144,7 +144,7 @@ def test_check_loss_match(head, loss):
 
 
 def test_judge_module_refuses_a_mismatched_loss(tmp_path):
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.model.module import JudgeModule
 
     # Refused before any backbone is read: the folder does not even exist.
     with pytest.raises(ValueError, match=r"loss 'ce' expects a 'distribution' prediction but head 'regression'"):

@@ -8,7 +8,7 @@ import pytest
 
 from datamodules.records import validate_record
 from phudge_lightning.judge import Grade, Judge, compare_grades, pairwise_probabilities
-from phudge_lightning.module import JudgeModule
+from phudge_lightning.model.module import JudgeModule
 
 LORA = {"r": 2, "alpha": 4, "dropout": 0.0}
 

@@ -2,7 +2,9 @@
 
 import pytest
 
-from phudge_lightning import evaluation, grading, serving
+from phudge_lightning.evaluate import run as evaluation
+from phudge_lightning.grade import resumable as grading
+from phudge_lightning.serve import app as serving
 from phudge_lightning.judge_options import judge_options
 
 FLAGS = ["--max-length", "64", "--device", "cpu", "--dtype", "bfloat16"]

@@ -92,8 +92,8 @@ def test_atomic_write_killed_midway_leaves_the_old_file(tmp_path):
 
 def test_an_export_cut_short_is_not_taken_for_a_judge(tmp_path, tiny_llama_dir, monkeypatch):
     """``judge.json`` is written last: a folder without it is refused, not half loaded."""
-    from phudge_lightning.export import CONFIG, WEIGHTS, export, load_export
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.export.folder import CONFIG, WEIGHTS, export, load_export
+    from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=LORA)
 
@@ -140,7 +140,7 @@ def shard_lines(output: Path) -> int:
 @pytest.mark.slow
 def test_predict_killed_at_random_points_ends_with_every_row_once(tmp_path, trained):
     from phudge_lightning.judge import Judge
-    from phudge_lightning.prediction import MERGED
+    from phudge_lightning.predict.writer import MERGED
 
     config, ckpt = trained
     source, output = tmp_path / "in.jsonl", tmp_path / "predictions"

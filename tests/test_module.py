@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Callback
 
 from datamodules import FeedbackCollectionDataModule
 from phudge_lightning.metrics import score_metrics
-from phudge_lightning.module import JudgeModule
+from phudge_lightning.model.module import JudgeModule
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.05}
 HEADS = [("regression", "mse"), ("classification", "ce"), ("classification", "emd_squared"), ("causal", "causal_lm")]

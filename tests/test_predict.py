@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from conftest import train_tiny_judge
-from phudge_lightning.prediction import MERGED, merge_shards, prediction_rows, shard_name
+from phudge_lightning.predict.writer import MERGED, merge_shards, prediction_rows, shard_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +102,7 @@ def test_predict_cuts_prompts_at_the_checkpoint_budget(tmp_path, trained, monkey
 
 
 def test_writer_without_output_dir_writes_nothing(tmp_path):
-    from phudge_lightning.prediction import JudgePredictionWriter
+    from phudge_lightning.predict.writer import JudgePredictionWriter
 
     writer = JudgePredictionWriter()
     writer.setup(None, None, "predict")

@@ -343,7 +343,7 @@ def test_a_row_that_is_not_an_object_is_refused(raw):
 @pytest.fixture(scope="module")
 def tiny_judge(tiny_llama_dir):
     from phudge_lightning.judge import Judge
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.model.module import JudgeModule
 
     return Judge(JudgeModule(backbone=str(tiny_llama_dir), head="classification", lora={"r": 2, "alpha": 4, "dropout": 0.0}),
                  device="cpu")

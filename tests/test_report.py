@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from phudge_lightning import report
+from phudge_lightning.report import runs as report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

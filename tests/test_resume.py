@@ -235,7 +235,7 @@ def fit_one_epoch(tiny_llama_dir, records, loss: str, max_nonfinite_steps: int):
     import lightning as L
 
     from datamodules import FeedbackCollectionDataModule
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", loss=loss, max_nonfinite_steps=max_nonfinite_steps,
                          lora={"r": 2, "alpha": 4, "dropout": 0.0}, lr=1e-3)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("phudge_lightning.serving", reason="phudge_lightning.serving is not there yet")
+pytest.importorskip("phudge_lightning.serve.app", reason="phudge_lightning.serve.app is not there yet")
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance, response_schema_conformance, status_code_conformance,
 )
 
-from phudge_lightning.serve_bench import stop_process  # noqa: E402
+from phudge_lightning.bench.serve import stop_process  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_EXAMPLES = 30
@@ -96,8 +96,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tiny_llama_dir, tmp_path_factory):
-    from phudge_lightning.export import export
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.export.folder import export
+    from phudge_lightning.model.module import JudgeModule
 
     folder = tmp_path_factory.mktemp("fuzz")
     judge_dir = export(JudgeModule(backbone=str(tiny_llama_dir), head="classification", lora=None), folder / "judge")

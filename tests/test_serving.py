@@ -24,8 +24,10 @@ from pathlib import Path
 import pytest
 
 from datamodules.records import Record
-from phudge_lightning.serve_bench import stop_process
-from phudge_lightning.serving import MAX_RECORDS, MAX_TEXT_CHARS, Batcher, _field_name
+from phudge_lightning.bench.serve import stop_process
+from phudge_lightning.serve.batcher import Batcher
+from phudge_lightning.serve.errors import _field_name
+from phudge_lightning.serve.schemas import MAX_RECORDS, MAX_TEXT_CHARS
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 180  # importing torch and transformers on a busy 2-core machine is slow
@@ -96,8 +98,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def judge_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    from phudge_lightning.export import export
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.export.folder import export
+    from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="classification", lora=None)
     return export(module, tmp_path_factory.mktemp("judge"))
@@ -310,7 +312,7 @@ def test_field_names_drop_body_and_union_tags():
 
 
 def test_bench_percentiles_interpolate():
-    from phudge_lightning.serve_bench import percentile
+    from phudge_lightning.bench.serve import percentile
 
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile([1.0, 2.0], 0.99) == pytest.approx(1.99)

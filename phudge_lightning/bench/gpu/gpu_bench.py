@@ -10,12 +10,12 @@ process, in bf16:
 - judge: ``Judge.grade_many`` (tokenisation, length-grouped batches, forward, head) on
   prompts built to about ``--seq-len`` tokens, at the best batch size;
 - generative: the same weights writing up to ``--max-new-tokens`` tokens greedily, batched and
-  left-padded with a KV cache (``phudge_lightning.bench_speed.bench_generative``).
+  left-padded with a KV cache (``phudge_lightning.bench.speed.bench_generative``).
 
 MFU = 2 x non-embedding parameters x tokens x judgments/s over the GPU's dense bf16 peak
 (H100/H200 SXM: 989 TFLOP/s); the measured matmul peak is reported beside it.
 
-    python bench/gpu_bench.py --preset tiny --device cpu --json     # the CPU-runnable pieces
+    python phudge_lightning/bench/gpu/gpu_bench.py --preset tiny --device cpu --json     # the CPU-runnable pieces
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the project, and tests/tiny.py's tokenizer
 
-from phudge_lightning.bench_speed import (  # noqa: E402
+from phudge_lightning.bench.speed import (  # noqa: E402
     bench_generative, non_embedding_parameters, peak_matmul_flops, synchronize,
 )
 
@@ -127,9 +127,9 @@ def forward_rate(module, batch: int, seq_len: int, iters: int, device: torch.dev
 
 
 def run(args: argparse.Namespace) -> dict:
-    from phudge_lightning.backbone import load_backbone
+    from phudge_lightning.model.backbone import load_backbone
     from phudge_lightning.judge import BatchStats, Judge
-    from phudge_lightning.module import DEFAULT_LORA, JudgeModule
+    from phudge_lightning.model.module import DEFAULT_LORA, JudgeModule
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = getattr(torch, args.dtype)

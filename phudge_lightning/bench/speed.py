@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/benchmarks/vicuna_eval.json"
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared/data/benchmarks/vicuna_eval.json"
 
 
 # -- measurements --------------------------------------------------------------------------------
@@ -197,9 +197,9 @@ def load_prompts(data: str, n: int) -> list:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from phudge_lightning.backbone import load_backbone
+    from phudge_lightning.model.backbone import load_backbone
     from phudge_lightning.judge import Judge
-    from phudge_lightning.module import DEFAULT_LORA, JudgeModule
+    from phudge_lightning.model.module import DEFAULT_LORA, JudgeModule
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -340,6 +340,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from phudge_lightning.bench import report
+    from phudge_lightning.bench import run_and_print
 
-    return report(run, format_table, parser().parse_args(argv))
+    return run_and_print(run, format_table, parser().parse_args(argv))

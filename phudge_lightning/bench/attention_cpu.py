@@ -1,6 +1,6 @@
 """One SmolLM2-135M layer's attention against its weight matmuls, on this CPU, in milliseconds.
 
-    python bench/attention_cpu.py [--tokens 974] [--dtype bfloat16]
+    python -m phudge_lightning.bench.attention_cpu [--tokens 974] [--dtype bfloat16]
 
 Why `phudge bench speed` cannot reach 70% of its limit in bf16: the limit counts the weights'
 FLOPs only (2 x params x tokens), while the attention of every layer, T^2 work, runs far below

@@ -13,14 +13,14 @@ import os
 import sys
 
 # name -> (module with ``main(argv)``, one line of help)
-BENCHMARKS = {
-    "speed": ("phudge_lightning.bench_speed", "judgments/s: the head judge, generative judging and the matmul limit"),
-    "train": ("phudge_lightning.bench_train", "training tokens/s: a phudge fit step against plain peft + transformers"),
-    "serve": ("phudge_lightning.serve_bench", "the HTTP server under load: latency and throughput"),
+PROGRAMS = {
+    "speed": ("phudge_lightning.bench.speed", "judgments/s: the head judge, generative judging and the matmul limit"),
+    "train": ("phudge_lightning.bench.train", "training tokens/s: a phudge fit step against plain peft + transformers"),
+    "serve": ("phudge_lightning.bench.serve", "the HTTP server under load: latency and throughput"),
 }
 
 
-def report(run, format_table, args) -> int:
+def run_and_print(run, format_table, args) -> int:
     """Run a benchmark, print its rich table, then (``--json``) one JSON line: the shared ``main``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     result = run(args)
@@ -34,7 +34,7 @@ def report(run, format_table, args) -> int:
 
 def usage() -> str:
     lines = ["usage: phudge bench <benchmark> [options]   (phudge bench <benchmark> --help)", ""]
-    return "\n".join(lines + [f"  {name:<8}{text}" for name, (_, text) in BENCHMARKS.items()])
+    return "\n".join(lines + [f"  {name:<8}{text}" for name, (_, text) in PROGRAMS.items()])
 
 
 def main(argv: list[str] | None = None) -> int | None:
@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int | None:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
-    if argv[0] not in BENCHMARKS:
+    if argv[0] not in PROGRAMS:
         print(f"phudge bench: unknown benchmark {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    return importlib.import_module(BENCHMARKS[argv[0]][0]).main(argv[1:])
+    return importlib.import_module(PROGRAMS[argv[0]][0]).main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from torchmetrics import MaxMetric, MeanMetric
 import heads
 import losses
 from datamodules.backbones import load_tokenizer
-from phudge_lightning.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pool
+from phudge_lightning.model.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pool
 from phudge_lightning.metrics import score_metrics
 
 log = logging.getLogger(__name__)

@@ -78,7 +78,7 @@ class PlainJudge(torch.nn.Module):
         from transformers import AutoModel
 
         from datamodules.backbones import resolve_backbone
-        from phudge_lightning.backbone import lora_targets
+        from phudge_lightning.model.backbone import lora_targets
 
         model = AutoModel.from_pretrained(resolve_backbone(backbone), dtype=dtype, attn_implementation="sdpa")
         config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
@@ -109,7 +109,7 @@ def plain_round(model: PlainJudge, optimizer, loader, steps: int, warmup: int, d
 
 def run(args: argparse.Namespace) -> dict:
     from datamodules import FeedbackCollectionDataModule
-    from phudge_lightning.module import DEFAULT_LORA, JudgeModule
+    from phudge_lightning.model.module import DEFAULT_LORA, JudgeModule
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -172,6 +172,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from phudge_lightning.bench import report
+    from phudge_lightning.bench import run_and_print
 
-    return report(run, format_table, parser().parse_args(argv))
+    return run_and_print(run, format_table, parser().parse_args(argv))

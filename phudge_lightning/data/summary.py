@@ -8,7 +8,7 @@ import json
 KEYS = ("rows", "valid", "invalid", "with_rubric", "with_reference", "p99_tokens")
 
 
-def report(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0) -> tuple[dict, list]:
+def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0) -> tuple[dict, list]:
     from datamodules.feedback_collection import percentile_length
     from datamodules.sources import load_records
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="auto", choices=["auto", "records", "feedback_collection", "prometheus"])
     parser.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     args = parser.parse_args(argv)
-    result, errors = report(args.data, None if args.backbone.lower() == "none" else args.backbone, args.format)
+    result, errors = summarize(args.data, None if args.backbone.lower() == "none" else args.backbone, args.format)
     for error in errors[:10]:
         print(f"invalid: {error}")
     if len(errors) > 10:

@@ -33,7 +33,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-DEMO = Path(__file__).resolve().parents[1] / "datamodules" / "data" / "demo.jsonl"
+DEMO = Path(__file__).resolve().parents[2] / "datamodules" / "data" / "demo.jsonl"
 RECORD_FIELDS = ("instruction", "response", "rubric", "reference_answer", "context")
 
 
@@ -186,8 +186,8 @@ def format_table(rows: list[Row]) -> str:
 
 
 def export_untrained(backbone: str, folder: Path) -> Path:
-    from phudge_lightning.export import export
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.export.folder import export
+    from phudge_lightning.model.module import JudgeModule
 
     return export(JudgeModule(backbone=backbone, head="classification"), folder)
 

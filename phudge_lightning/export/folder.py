@@ -36,7 +36,7 @@ def export(module, output: str | Path) -> Path:
 def load_export(folder: str | Path, map_location: str = "cpu"):
     from safetensors.torch import load_file
 
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.model.module import JudgeModule
 
     folder = Path(folder)
     if not (folder / CONFIG).exists():
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by phudge fit")
     parser.add_argument("--output", required=True, help="the folder to write")
     args = parser.parse_args(argv)
-    from phudge_lightning.module import JudgeModule
+    from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
     print(f"exported to {export(module, args.output)}")

@@ -3,21 +3,21 @@
 # minutes on an H100 (a 5-minute timeout guards it). A Phi-3-mini-sized judge with random weights
 # (Phi3Config, bf16) at the paper's 1488 tokens: judgments/s and MFU of the forward at batch
 # 8/16/32 and of Judge.grade_many, beside greedy generative judging on the same weights
-# (see bench/gpu_bench.py). Aims: MFU >= 40%, >= 20x generative.
+# (see phudge_lightning/bench/gpu/gpu_bench.py). Aims: MFU >= 40%, >= 20x generative.
 #
-#   bash bench/gpu.sh                       # on the device machine, from the repository root
-#   bash bench/gpu.sh --batch-sizes 16,32   # extra options go to bench/gpu_bench.py
+#   bash phudge_lightning/bench/gpu/gpu.sh                       # on the device machine, from the repository root
+#   bash phudge_lightning/bench/gpu/gpu.sh --batch-sizes 16,32   # extra options go to phudge_lightning/bench/gpu/gpu_bench.py
 #
 # The device image has torch, transformers, peft and lightning but not `datasets` (imported by
-# `datamodules`): fetch its wheels here first with `bash bench/fetch_gpu_wheels.sh` (writes
+# `datamodules`): fetch its wheels here first with `bash phudge_lightning/bench/gpu/fetch_gpu_wheels.sh` (writes
 # .whl/, which git ignores) and name ".whl" in the run's carry. The log lands in $OUT.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c "import datasets" 2>/dev/null; then
   if ! ls .whl/*.whl >/dev/null 2>&1; then
-    echo "bench/gpu.sh: no 'datasets' here and no wheels in .whl/: run bench/fetch_gpu_wheels.sh and carry .whl" >&2
+    echo "phudge_lightning/bench/gpu/gpu.sh: no 'datasets' here and no wheels in .whl/: run phudge_lightning/bench/gpu/fetch_gpu_wheels.sh and carry .whl" >&2
     exit 2
   fi
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
@@ -26,4 +26,4 @@ fi
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true
 "$PYTHON" -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
 log=${OUT:-/tmp}/gpu_bench.log
-timeout 300 "$PYTHON" bench/gpu_bench.py --preset phi3-mini --seq-len 1488 --json "$@" 2>&1 | tee "$log"
+timeout 300 "$PYTHON" phudge_lightning/bench/gpu/gpu_bench.py --preset phi3-mini --seq-len 1488 --json "$@" 2>&1 | tee "$log"

@@ -1,0 +1,176 @@
+"""``phudge serve``: a judge over HTTP, with dynamic batching.
+
+    phudge serve --checkpoint judges/minilm --port 8000
+    curl -s 127.0.0.1:8000/grade -H 'Content-Type: application/json' \
+         -d '{"instruction": "What is 2+2?", "response": "4"}'
+
+Endpoints:
+
+- ``POST /grade``: one record or a list of them, in the schema of ``phudge grade``
+  (``instruction``, ``response``, optional ``rubric`` as text or object, ``reference_answer``,
+  ``context``; other fields, such as ``id``, are echoed back); answers one grade or a list, in
+  order: ``score``, and for the classification head ``probabilities`` and ``confidence``;
+- ``POST /compare``: ``instruction``, ``response_a``, ``response_b``, optional ``rubric``,
+  ``reference_answer``, ``context`` and ``tie_margin``; answers ``winner`` ("A", "B" or
+  "tie"), ``score_a``, ``score_b`` and ``margin`` (each response is graded alone, as in
+  ``Judge.compare``, so there is no position bias);
+- ``GET /health``: 200 once the judge is loaded, with counters of requests and forward passes;
+- ``GET /openapi.json`` (and the Swagger UI at ``/docs``): the request and response schemas.
+
+Requests that arrive together are graded in one forward pass: a batcher collects up to
+``--max-batch-size`` records, waiting at most ``--batch-timeout`` seconds after the first, and
+grades them in a worker thread while the event loop keeps accepting requests. Records of
+``/grade`` and ``/compare`` share the batches. ``--max-batch-size 1`` turns batching off.
+
+Bad requests get a 4xx answer naming the field: 422 for a missing, mistyped, blank or too long
+field (``detail`` lists ``field`` and ``msg``; ``message`` says it in one line), 400 for
+malformed JSON, 413 for a body over ``--max-body-bytes``, 415 for a body not sent as
+``application/json``. SIGTERM (or Ctrl-C) stops accepting connections, finishes the requests in
+flight, then exits with status 0.
+
+Built on FastAPI and uvicorn with a small asyncio batcher rather than LitServe (0.2.19), which
+this project first meant to use, because:
+
+- LitServe batches per ``LitAPI``, and each ``LitAPI`` (one per path) runs in its own inference
+  worker process with its own copy of the model: ``/grade`` and ``/compare`` could neither share
+  the model nor a forward pass;
+- its batches count requests, not records: a ``/grade`` list of 50 records is one item;
+- ``LitServer.run`` installs no SIGTERM handler, and its shutdown closes the queue to the
+  inference workers before it stops uvicorn, so requests in flight are dropped.
+
+LitServe serves through FastAPI and uvicorn itself; what it would add here (worker processes,
+multi-GPU placement) a one-model judge does not need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from contextlib import asynccontextmanager
+from typing import Union
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from phudge_lightning.judge_options import add_judge_arguments, judge_options
+from phudge_lightning.serve.batcher import Batcher
+from phudge_lightning.serve.errors import (
+    http_error,
+    invalid_request,
+    request_record,
+    server_error,
+)
+from phudge_lightning.serve.limits import BodyLimit
+from phudge_lightning.serve.schemas import (
+    ERRORS,
+    GRADE_FIELDS,
+    MAX_BODY_BYTES,
+    AsciiJSON,
+    CompareRequest,
+    CompareResult,
+    GradeBody,
+    GradeResult,
+    Health,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+# -- the app --------------------------------------------------------------------------------------
+def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max_body_bytes: int = MAX_BODY_BYTES):
+    """The ASGI app serving ``judge`` (a ``Judge``); its batcher runs while the app does."""
+    batcher = Batcher(judge, max_batch_size, batch_timeout)
+    hparams = dict(getattr(judge.module, "hparams", {}))
+
+    @asynccontextmanager
+    async def lifespan(app):
+        worker = asyncio.create_task(batcher.run())
+        try:
+            yield
+        finally:  # uvicorn gets here after the requests in flight are answered
+            worker.cancel()
+            batcher.executor.shutdown(wait=True, cancel_futures=True)
+
+    app = FastAPI(title="phudge judge", version="1", lifespan=lifespan, default_response_class=AsciiJSON,
+                  description=__doc__.split("\n\n")[0] + " Schemas follow the record format of `phudge grade`.")
+    app.state.batcher = batcher
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, server_error)
+
+    @app.post("/grade", response_model=Union[GradeResult, list[GradeResult]], response_model_exclude_none=True, responses=ERRORS)
+    async def grade(body: GradeBody):
+        """Grade one record (answers one grade) or a list (answers a list, in order)."""
+        many = isinstance(body, list)
+        items = body if many else [body]
+        records = [request_record(item.model_dump(), (i,) if many else ()) for i, item in enumerate(items)]
+        grades = await batcher.grade(records)
+        results = [{**{k: v for k, v in r.extra.items() if k not in GRADE_FIELDS}, **g.to_dict()}
+                   for r, g in zip(records, grades)]
+        return results if many else results[0]
+
+    @app.post("/compare", response_model=CompareResult, response_model_exclude_none=True, responses=ERRORS)
+    async def compare(body: CompareRequest):
+        """Which response is better: each is graded alone, then the scores are compared."""
+        from phudge_lightning.judge import compare_grades
+
+        shared = body.model_dump(exclude={"response_a", "response_b", "tie_margin"})
+        records = [request_record({**shared, "response": body.response_a}, (), {"response": "response_a"}),
+                   request_record({**shared, "response": body.response_b}, (), {"response": "response_b"})]
+        grade_a, grade_b = await batcher.grade(records)
+        return compare_grades(grade_a, grade_b, body.tie_margin).to_dict()
+
+    @app.get("/health", response_model=Health)
+    async def health():
+        """200 once the judge is loaded and serving."""
+        return Health(status="ok", head=str(hparams.get("head", "?")), backbone=str(hparams.get("backbone", "?")),
+                      max_batch_size=max_batch_size, batch_timeout=batch_timeout,
+                      requests=batcher.requests, records=batcher.records, batches=batcher.batches,
+                      in_flight=batcher.in_flight)
+
+    return BodyLimit(app, max_body_bytes)
+
+
+# -- the command ----------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="phudge serve", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="a .ckpt written by phudge fit, or a folder from phudge export")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch-size", type=int, default=16, help="records graded in one forward pass at most; 1 turns batching off")
+    p.add_argument("--batch-timeout", type=float, default=0.01, help="seconds a batch waits for more requests after its first")
+    p.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="larger request bodies get 413")
+    add_judge_arguments(p)
+    p.add_argument("--graceful-timeout", type=float, default=30.0, help="seconds SIGTERM waits for requests in flight")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    return p
+
+
+def _exit_cleanly(signum, frame) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.max_batch_size < 1 or args.batch_timeout < 0 or args.max_body_bytes < 1:
+        parser().error("--max-batch-size and --max-body-bytes must be positive, --batch-timeout not negative")
+    import uvicorn
+    from phudge_lightning.judge import Judge
+
+    # Uvicorn handles SIGTERM while serving (drains, then stops) and re-raises it afterwards;
+    # this handler turns that, or a SIGTERM while the judge loads, into a clean exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    judge = Judge.load(args.checkpoint, batch_size=args.max_batch_size, **judge_options(args))
+    app = create_app(judge, args.max_batch_size, args.batch_timeout, args.max_body_bytes)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=args.graceful_timeout, access_log=args.log_level == "debug")
+    log.info("serving %s on http://%s:%d (max batch %d, timeout %.3fs)", args.checkpoint, args.host, args.port,
+             args.max_batch_size, args.batch_timeout)
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # Ctrl-C, re-raised by uvicorn once it has drained like SIGTERM
+        pass
+    return 0

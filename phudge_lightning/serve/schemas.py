@@ -1,0 +1,178 @@
+"""Request and response schemas of ``phudge serve`` (pydantic), and the limits of one request."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal, Union
+
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
+
+# Limits of one request. Text beyond the judge's token budget is cut anyway; these bound the
+# tokenizer's work and the memory a request can ask for.
+MAX_TEXT_CHARS = 32_768
+MAX_RECORDS = 64
+MAX_BODY_BYTES = 1 << 20
+# The grade's own fields: an echoed field of the same name would be overwritten, so it is dropped.
+GRADE_FIELDS = ("score", "probabilities", "confidence", "feedback", "truncated")
+
+
+# -- request and response schemas ----------------------------------------------------------------
+def _unicode(value: str) -> str:
+    # JSON lets a string hold a lone surrogate; the tokenizer, and UTF-8, do not.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError("text_encoding", "must be Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "is blank")
+    return value
+
+
+# The schema says what the checks do (pattern: something other than whitespace), so that a
+# client generated from /openapi.json, or a fuzzer, knows which texts are valid.
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_unicode)]
+Required = Annotated[Text, Field(json_schema_extra={"pattern": r"\S"}), AfterValidator(_not_blank)]
+Score = Annotated[float, Field(strict=True, ge=1, le=5)]
+
+
+class Rubric(BaseModel):
+    """A rubric as an object: the criteria and what each score from 1 to 5 means."""
+
+    criteria: Required
+    score1_description: Required
+    score2_description: Required
+    score3_description: Required
+    score4_description: Required
+    score5_description: Required
+
+
+UNION_TAGS = ("text", "list", "object", "record", "records")
+
+
+def _json_type(value) -> str | None:
+    return "text" if isinstance(value, str) else "list" if isinstance(value, list) else (
+        "object" if isinstance(value, (dict, BaseModel)) else None)
+
+
+# Unions told apart by the JSON type, so that an error names the one branch the client meant
+# (not "should be a valid string" beside each missing rubric field).
+RubricField = Annotated[
+    Union[Annotated[Text, Tag("text")], Annotated[Rubric, Tag("object")]],
+    Discriminator(_json_type, custom_error_type="rubric_type",
+                  custom_error_message="must be text or an object with criteria and score1_description .. score5_description"),
+]
+ContextField = Annotated[
+    Union[Annotated[Text, Tag("text")], Annotated[list[Required], Field(max_length=MAX_RECORDS), Tag("list")]],
+    Discriminator(_json_type, custom_error_type="context_type", custom_error_message="must be text or a list of texts"),
+]
+
+
+class GradeRequest(BaseModel):
+    """One record to grade; fields beyond these (``id`` and so on) are echoed in the answer.
+    ``score`` and ``feedback`` (a grader's, as in training files) are checked, then ignored."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"id": "q1", "instruction": "What is 2+2?", "response": "4", "reference_answer": "2 + 2 = 4"}]})
+
+    instruction: Required
+    response: Required
+    rubric: RubricField | None = None
+    reference_answer: Text | None = None
+    context: ContextField | None = None
+    score: Score | None = None
+    feedback: Text | None = None
+
+
+class CompareRequest(BaseModel):
+    """Two responses to one instruction; ``tie_margin``: a score gap up to it is a tie."""
+
+    instruction: Required
+    response_a: Required
+    response_b: Required
+    rubric: RubricField | None = None
+    reference_answer: Text | None = None
+    context: ContextField | None = None
+    tie_margin: float = Field(0.0, ge=0.0, le=4.0, strict=True)
+
+
+# One record or a list of them (a record's errors then name its fields, not also "not a list").
+GradeBody = Annotated[
+    Union[Annotated[GradeRequest, Tag("record")],
+          Annotated[list[GradeRequest], Field(min_length=1, max_length=MAX_RECORDS), Tag("records")]],
+    Discriminator(lambda body: "records" if isinstance(body, list) else "record"),
+]
+
+
+class GradeResult(BaseModel):
+    """``score`` on 1..5 (null when a causal judge gave none); the classification head adds the
+    probability of each score and ``confidence``, the causal head its ``feedback``. The
+    request's extra fields come back beside them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    score: float | None
+    probabilities: list[float] | None = None
+    confidence: float | None = None
+    feedback: str | None = None
+    truncated: bool | None = None
+
+
+class CompareResult(BaseModel):
+    """``margin`` = score_a - score_b; with probabilities, ``p_a_better`` = P(A > B) and
+    ``p_tie`` = P(A = B). ``invalid`` when a causal judge gave no score."""
+
+    winner: Literal["A", "B", "tie", "invalid"]
+    score_a: float | None
+    score_b: float | None
+    margin: float | None
+    p_a_better: float | None = None
+    p_tie: float | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    head: str
+    backbone: str
+    max_batch_size: int
+    batch_timeout: float
+    requests: int = Field(description="requests graded so far (a compare counts once)")
+    records: int = Field(description="records graded so far")
+    batches: int = Field(description="batches graded so far: each is one forward pass when it holds up to max_batch_size records")
+    in_flight: int = Field(description="requests received and not answered yet")
+
+
+class FieldError(BaseModel):
+    field: str
+    msg: str
+    type: str
+    loc: list[str | int]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    detail: list[FieldError] | str
+
+
+ERRORS = {
+    400: {"model": ErrorBody, "description": "malformed JSON"},
+    413: {"model": ErrorBody, "description": f"request body over the limit (default {MAX_BODY_BYTES} bytes)"},
+    415: {"model": ErrorBody, "description": "the body is not sent as application/json"},
+    422: {"model": ErrorBody, "description": "a missing, mistyped, blank or too long field, named in `detail`"},
+    500: {"model": ErrorBody, "description": "the judge failed on this batch"},
+}
+
+
+class AsciiJSON(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate echoed back (in an ``id``, say) is
+    written as ``\\udXXX`` instead of failing to encode."""
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
