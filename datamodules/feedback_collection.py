@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.backbones import load_tokenizer
 from datamodules.batching import Collator, LengthGroupedBatchSampler
-from datamodules.prompt import PromptEncoder
+from datamodules.prompt import PromptEncoder, token_budget
 from datamodules.records import Record, rubric_text
 from datamodules.sources import DEMO, load_records
 
@@ -83,7 +83,7 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         self,
         data: str = DEMO,
         backbone: str = "smollm2-135m",
-        head: str = "regression",
+        uses_lm_head: bool = False,
         format: str = "auto",
         val_data: str | None = None,
         test_data: str | None = None,
@@ -106,8 +106,9 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             data: ``demo``, a local json/jsonl/parquet file, or a hub dataset name
                 (``prometheus-eval/Feedback-Collection``).
             backbone: the model whose tokenizer encodes the prompts (linked from ``model.backbone``).
-            head: the head being trained (linked from ``model.head``); ``causal`` adds the
-                feedback and ``[RESULT] n`` as the completion to learn.
+            uses_lm_head: the head predicts with the backbone's language-model head (linked
+                from the class of ``model.head``, e.g. the causal head): training and validation
+                prompts then carry the feedback and ``[RESULT] n`` as the completion to learn.
             format: ``auto``, ``records``, ``feedback_collection`` or ``prometheus``.
             val_data: a validation file; without one, ``val_fraction`` of ``data`` is held out.
             test_data: a file for ``phudge test`` (a benchmark with scores).
@@ -153,7 +154,7 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         h = self.hparams
         if self.tokenizer is None:
             self.tokenizer = load_tokenizer(h.backbone)
-        causal = h.head == "causal"
+        causal = h.uses_lm_head
         if stage in (None, "fit", "validate") and "train" not in self.sets:
             table = to_dataset(self._load(h.data))
             if h.val_data:
@@ -184,6 +185,12 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
                 self.sets[name] = GradingDataset(table, encoder)
                 self.lengths[name] = [min(n, self.max_length) for n in self._lengths(table, self._encoder(False, None))]
 
+    @property
+    def prompt_settings(self) -> dict:
+        """How prompts are built: the token budget and the chat template. Saved in this module's
+        state (so in every checkpoint), read back by ``Judge.load`` and by test/predict."""
+        return {"max_length": self.max_length, "use_chat_template": self.hparams.use_chat_template}
+
     def use_max_length(self, max_length: int | None) -> None:
         """Cut test and predict prompts at a judge's training budget (its checkpoint's
         ``prompt_settings``) rather than at one derived here, unless ``max_length`` was set
@@ -197,15 +204,14 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             self.setup(name)
 
     def _set_max_length(self, lengths) -> None:
-        h, limit = self.hparams, self.tokenizer.model_max_length
-        limit = limit if limit and limit < 1_000_000 else None
+        h = self.hparams
         if h.max_length is not None:
             chosen = h.max_length
         elif h.length_percentile is not None and lengths:
             chosen = percentile_length(lengths, h.length_percentile)
         else:
-            chosen = limit or 4096
-        self.max_length = min(chosen, limit) if limit else chosen
+            chosen = token_budget(self.tokenizer) or 4096
+        self.max_length = token_budget(self.tokenizer, chosen)
 
     # -- loaders -------------------------------------------------------------------------------
     def _loader(self, name: str, shuffle: bool, batch_size: int) -> DataLoader:
@@ -233,15 +239,23 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
     # Lightning restores its loop counters on ``--ckpt_path``, but a plain loader would restart the
     # epoch from its first batch. The checkpoint therefore carries the training position (epoch,
     # batches trained in it) in this module's state, and the sampler skips those batches once.
+    # The state also carries the prompt settings, so that a checkpoint knows how its judge read.
     def state_dict(self) -> dict:
+        state = {"prompt_settings": self.prompt_settings} if self.max_length else {}
         trainer = self.trainer
         if trainer is None:
-            return {}
+            return state
         fit_loop = trainer.fit_loop
-        return {"train_position": [fit_loop.epoch_progress.current.processed,
-                                   fit_loop.epoch_loop.batch_progress.current.processed]}
+        return {**state, "train_position": [fit_loop.epoch_progress.current.processed,
+                                            fit_loop.epoch_loop.batch_progress.current.processed]}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        trainer = self.trainer
+        if trainer is not None and trainer.state.fn in ("test", "predict"):
+            # test/predict --ckpt_path: Lightning restores after setup, so these prompts were cut
+            # at a length derived here; the judge's training budget is the one to grade with.
+            self.use_max_length((state_dict.get("prompt_settings") or {}).get("max_length"))
+            return
         self._resume_at = tuple(state_dict.get("train_position", (0, 0)))
         self._apply_resume()  # (some strategies restore after the loader was built)
 
@@ -263,3 +277,13 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
 
     def predict_dataloader(self):
         return self._loader("predict", False, self._eval_batch_size)
+
+
+def prompt_settings_of(checkpoint: dict) -> dict:
+    """The prompt settings a checkpoint holds: in the data module's state (saved by Lightning
+    under the class's name, so a subclass's too), or at the top level in checkpoints of before
+    this rule; empty when it holds none."""
+    for value in checkpoint.values():
+        if isinstance(value, dict) and isinstance(value.get("prompt_settings"), dict):
+            return dict(value["prompt_settings"])
+    return dict(checkpoint.get("prompt_settings") or {})

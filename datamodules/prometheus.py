@@ -1,4 +1,10 @@
-"""Parse formatted Prometheus absolute-grading prompts back into record fields.
+"""The Prometheus absolute-grading prompt, owned here: its headers, rendering a record into it,
+the causal head's completion, and parsing formatted prompts back into record fields.
+
+The layout is the one of Feedback Collection and of the benchmark files, so a judge reads at
+grading time what it read in training. Four variants come from leaving out the rubric and/or
+the reference answer (the paper's augmentation); retrieved context, when given, gets a section
+of its own before the reference answer.
 
 The layout (see ../shared/data/benchmarks/README.md): sections whose headers stand alone at the
 start of a line, in this order: task description, instruction, response, reference answer
@@ -12,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from datamodules.records import Record, rubric_text
+
 TASK = "###Task Description:"
 INSTRUCTION = "###The instruction to evaluate:"
 RESPONSE = "###Response to evaluate:"
@@ -19,6 +27,48 @@ CONTEXT = "###Context:"  # this project's section for retrieved passages (not Pr
 REFERENCE = "###Reference Answer (Score 5):"
 RUBRIC = "###Score Rubrics:"
 FEEDBACK = "###Feedback:"
+
+def task_description(has_reference: bool, has_rubric: bool, has_context: bool) -> str:
+    given = ["an instruction (which may contain an input)", "a response to evaluate"]
+    if has_context:
+        given.append("passages of context retrieved for the instruction")
+    if has_reference:
+        given.append("a reference answer that would get a score of 5")
+    if has_rubric:
+        given.append("a score rubric that states the evaluation criteria")
+    listed = ", ".join(given[:-1]) + " and " + given[-1]
+    basis = "strictly by the score rubric" if has_rubric else "by its helpfulness, correctness and clarity"
+    return (
+        f"{listed[0].upper()}{listed[1:]} are given.\n"
+        f"1. Write a detailed feedback that judges the response {basis}, not in general terms.\n"
+        "2. After the feedback, give a score that is an integer from 1 to 5.\n"
+        '3. Answer in this format: "Feedback: (the feedback) [RESULT] (an integer from 1 to 5)"\n'
+        "4. Write nothing else: no opening, closing or extra explanation."
+    )
+
+
+def render(record: Record) -> str:
+    """The absolute-grading prompt for ``record``; absent sections are left out."""
+    rubric = rubric_text(record.rubric)
+    parts = [
+        (TASK, task_description(record.reference_answer is not None, rubric is not None, record.context is not None)),
+        (INSTRUCTION, record.instruction),
+        (RESPONSE, record.response),
+        (CONTEXT, record.context),
+        (REFERENCE, record.reference_answer),
+        (RUBRIC, rubric),
+    ]
+    body = "\n\n".join(f"{header}\n{text}" for header, text in parts if text is not None)
+    return f"{body}\n\n{FEEDBACK} "
+
+
+def completion(record: Record) -> str:
+    """The causal head's target: ``Feedback: ... [RESULT] n``."""
+    score = record.score
+    shown = int(score) if score is not None and float(score).is_integer() else score
+    feedback = (record.feedback or "").strip()
+    return f"Feedback: {feedback} [RESULT] {shown}" if feedback else f"[RESULT] {shown}"
+
 
 _SCORE_LINE = re.compile(r"^Score ([1-5]):\s?(.*)$")
 

@@ -1,64 +1,30 @@
-"""Render a record into the judge's input, and encode it within a token budget.
-
-The layout is Prometheus' absolute-grading prompt (the one of Feedback Collection and of the
-benchmark files), so a judge reads at grading time what it read in training. Four variants
-come from leaving out the rubric and/or the reference answer (the paper's augmentation);
-retrieved context, when given, gets a section of its own before the reference answer.
-"""
+"""Encode a record, rendered as a Prometheus prompt (``datamodules.prometheus``), within a token budget."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-from datamodules.records import Record, rubric_text
+from datamodules.prometheus import completion, render, task_description  # noqa: F401 (the encoder's input)
+from datamodules.records import Record
 
-TASK_HEADER = "###Task Description:"
 CUT_MARK = " [...] "
 # The free-text fields that truncation may shorten, never the rubric, headers or prompt's end.
 CUTTABLE = ("response", "reference_answer", "context", "instruction")
 
 
-def task_description(has_reference: bool, has_rubric: bool, has_context: bool) -> str:
-    given = ["an instruction (which may contain an input)", "a response to evaluate"]
-    if has_context:
-        given.append("passages of context retrieved for the instruction")
-    if has_reference:
-        given.append("a reference answer that would get a score of 5")
-    if has_rubric:
-        given.append("a score rubric that states the evaluation criteria")
-    listed = ", ".join(given[:-1]) + " and " + given[-1]
-    basis = "strictly by the score rubric" if has_rubric else "by its helpfulness, correctness and clarity"
-    return (
-        f"{listed[0].upper()}{listed[1:]} are given.\n"
-        f"1. Write a detailed feedback that judges the response {basis}, not in general terms.\n"
-        "2. After the feedback, give a score that is an integer from 1 to 5.\n"
-        '3. Answer in this format: "Feedback: (the feedback) [RESULT] (an integer from 1 to 5)"\n'
-        "4. Write nothing else: no opening, closing or extra explanation."
-    )
+# Tokenizers with no stated limit report a huge sentinel (transformers: int(1e30)).
+NO_LIMIT = 1_000_000
 
 
-def render(record: Record) -> str:
-    """The absolute-grading prompt for ``record``; absent sections are left out."""
-    rubric = rubric_text(record.rubric)
-    parts = [
-        (TASK_HEADER, task_description(record.reference_answer is not None, rubric is not None, record.context is not None)),
-        ("###The instruction to evaluate:", record.instruction),
-        ("###Response to evaluate:", record.response),
-        ("###Context:", record.context),
-        ("###Reference Answer (Score 5):", record.reference_answer),
-        ("###Score Rubrics:", rubric),
-    ]
-    body = "\n\n".join(f"{header}\n{text}" for header, text in parts if text is not None)
-    return body + "\n\n###Feedback: "
-
-
-def completion(record: Record) -> str:
-    """The causal head's target: ``Feedback: ... [RESULT] n``."""
-    score = record.score
-    shown = int(score) if score is not None and float(score).is_integer() else score
-    feedback = (record.feedback or "").strip()
-    return f"Feedback: {feedback} [RESULT] {shown}" if feedback else f"[RESULT] {shown}"
+def token_budget(tokenizer, max_length: int | None = None) -> int | None:
+    """The token budget of a prompt: ``max_length`` when given (the training budget), capped by
+    the tokenizer's own limit when it states one; None when neither says anything."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    limit = limit if limit and limit < NO_LIMIT else None
+    if max_length is None:
+        return limit
+    return min(max_length, limit) if limit else max_length
 
 
 @dataclass

@@ -14,8 +14,8 @@ SCORES = torch.arange(1, 6, dtype=torch.float32)
 class ClassificationHead(nn.Module):
     """logits = W . dropout(h) + b; p = softmax(logits); score = sum_k k p_k (k = 1..5).
 
-    The expected score keeps the fine grain that an argmax loses; the argmax and the whole
-    distribution are there too, for a confidence.
+    The expected score keeps the fine grain that an argmax loses; the whole distribution is
+    there too, for a confidence.
     """
 
     target = "distribution"
@@ -41,7 +41,3 @@ class ClassificationHead(nn.Module):
     @classmethod
     def scores(cls, prediction: torch.Tensor) -> torch.Tensor:
         return cls.probabilities(prediction) @ SCORES.to(prediction.device)
-
-    @staticmethod
-    def argmax(prediction: torch.Tensor) -> torch.Tensor:
-        return prediction.argmax(-1) + 1

@@ -1,11 +1,23 @@
 """A plain registry of heads: ``@register_head("name")`` and ``get_head(name)``.
 
-A head is an ``nn.Module`` class with three class attributes:
+A head is an ``nn.Module`` class, built as ``Head(hidden_size=..., **head_params)``, whose
+``forward`` takes the backbone's features: the pooled hidden state (N, H), or the language-model
+logits (N, T, V) when ``uses_lm_head``. It says what it needs with class attributes, so the
+module and the data module ask the head instead of testing its name:
 
 - ``target``: the kind of prediction it makes (``"scalar"``, ``"distribution"`` or ``"tokens"``);
   a loss registered for another target does not suit it;
 - ``default_loss``: the loss used when the config names none;
-- ``uses_lm_head``: True when the backbone's own language-model head makes the prediction.
+- ``uses_lm_head``: True when the backbone's own language-model head makes the prediction (the
+  backbone is loaded with it, and training prompts carry the completion to learn);
+- ``label_key``: the batch entry the loss compares the prediction with (default ``"score"``;
+  ``"labels"``, the completion's token ids, for a head that learns to write);
+- ``generates``: True when grading generates text (default False): such a head defines
+  ``generate_scores(backbone, tokenizer, input_ids, attention_mask, max_new_tokens)`` and is
+  scored by generation, not in the validation loop.
+
+and two static methods: ``scores(prediction)`` -> (N,) and ``probabilities(prediction)`` ->
+(N, K) or None.
 """
 
 from __future__ import annotations
@@ -14,6 +26,8 @@ import importlib
 from typing import Callable
 
 HEADS: dict[str, type] = {}
+# Class attributes a head may leave out, and what they then are.
+OPTIONAL = {"label_key": "score", "generates": False}
 
 
 def register_head(name: str) -> Callable[[type], type]:
@@ -21,6 +35,9 @@ def register_head(name: str) -> Callable[[type], type]:
         for attribute in ("target", "default_loss", "uses_lm_head"):
             if not hasattr(cls, attribute):
                 raise TypeError(f"head {name!r} ({cls.__name__}) must define the class attribute {attribute!r}")
+        for attribute, default in OPTIONAL.items():
+            if not hasattr(cls, attribute):
+                setattr(cls, attribute, default)
         if name in HEADS and HEADS[name] is not cls:
             raise ValueError(f"a head named {name!r} is already registered ({HEADS[name]!r})")
         HEADS[name] = cls

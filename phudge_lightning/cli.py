@@ -30,11 +30,22 @@ LIGHTNING = {
 }
 
 
+def head_uses_lm_head(head: str, plugins: list[str] | None = None) -> bool:
+    """Whether the head (registered, or by a plugin module imported first) predicts with the
+    backbone's language-model head: the data module then adds the completion to learn."""
+    import heads
+
+    for module in plugins or []:
+        importlib.import_module(module)
+    return bool(heads.get_head(head).uses_lm_head)
+
+
 class PhudgeCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
-        # One backbone and head for model and data: the tokenizer must be the model's.
+        # One backbone for model and data: the tokenizer must be the model's. The data module
+        # asks the head what it needs rather than reading its name.
         parser.link_arguments("model.backbone", "data.backbone")
-        parser.link_arguments("model.head", "data.head")
+        parser.link_arguments(("model.head", "model.plugins"), "data.uses_lm_head", compute_fn=head_uses_lm_head)
         # The length-grouped batch sampler shards over ranks itself.
         parser.set_defaults({"trainer.use_distributed_sampler": False})
         # phudge predict: --predict_writer.output_dir DIR writes per-rank shards and a merged file.

@@ -26,7 +26,7 @@ from typing import Iterable, Iterator
 import torch
 
 from datamodules.batching import Collator
-from datamodules.prompt import Encoded, PromptEncoder
+from datamodules.prompt import Encoded, PromptEncoder, token_budget
 from datamodules.records import Record, validate_record
 
 
@@ -137,13 +137,11 @@ class Judge:
         settings = getattr(module, "prompt_settings", {}) or {}
         self.tokenizer = module.tokenizer
         # Without a training budget, the backbone's own limit: a long text is cut, never run whole.
-        limit = self.tokenizer.model_max_length
-        max_length = max_length or settings.get("max_length") or (limit if limit and limit < 1_000_000 else None)
+        max_length = token_budget(self.tokenizer, max_length or settings.get("max_length"))
         self.encoder = PromptEncoder(self.tokenizer, max_length=max_length,
                                      use_chat_template=settings.get("use_chat_template", True))
         self.collate = Collator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
         self.batch_size = batch_size
-        self.has_probabilities = module.head.target == "distribution"
         # On CPU a padded batch is slower than its rows one by one (see the module docstring).
         self.max_padding = 0.0 if self.device.type == "cpu" else 0.05
         self.stats = BatchStats()

@@ -122,7 +122,7 @@ def train_tiny_judge(folder: Path, backbone: Path, records_file: Path, *, max_le
     data = {"data": str(records_file), "batch_size": 4, "max_length": max_length, "limit": limit}
     trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(JudgeModule(**model), FeedbackCollectionDataModule(**data, backbone=model["backbone"], head=model["head"]))
+    trainer.fit(JudgeModule(**model), FeedbackCollectionDataModule(**data, backbone=model["backbone"]))
     ckpt = folder / "judge.ckpt"
     trainer.save_checkpoint(ckpt)
     config = {"trainer": {"accelerator": "cpu", "devices": 1, "logger": False, "enable_progress_bar": False,

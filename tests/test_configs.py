@@ -99,8 +99,8 @@ def test_config_as_run(parser, path, tiny_llama_dir):
     files = stack(path)
     cfg = parse(parser, files)
     model, data, trainer = cfg.model, cfg.data, cfg.trainer
-    # The links: the tokenizer is the model's, and the data knows the head.
-    assert data.backbone == model.backbone and data.head == model.head
+    # The links: the tokenizer is the model's, and the data knows what the head needs.
+    assert data.backbone == model.backbone and data.uses_lm_head == (model.head == "causal")
     assert trainer.use_distributed_sampler is False
     # An overlay's own model settings win over its base's.
     own = yaml.safe_load(path.read_text()) or {}

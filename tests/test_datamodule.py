@@ -251,7 +251,7 @@ def test_collator_mixed_scores():
 
 
 def test_causal_batches_have_labels(tiny_llama_dir, small_records_file):
-    d = make_dm(tiny_llama_dir, small_records_file, head="causal")
+    d = make_dm(tiny_llama_dir, small_records_file, uses_lm_head=True)
     batch = next(iter(d.train_dataloader()))
     labels, mask = batch["labels"], batch["attention_mask"]
     assert labels.shape == batch["input_ids"].shape

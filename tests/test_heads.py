@@ -85,7 +85,7 @@ def test_classification_head():
         ClassificationHead(hidden_size=16, num_classes=3)
 
 
-def test_classification_expected_score_and_argmax():
+def test_classification_expected_score_and_probabilities():
     logits = torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0], [15.0, 0.0, 0.0, 0.0, 0.0], [0.1, 0.2, 2.0, 1.9, 0.3],
                            [0.0, 0.0, 0.0, 0.0, 40.0]])
     p = torch.softmax(logits, -1)
@@ -94,7 +94,6 @@ def test_classification_expected_score_and_argmax():
     assert torch.allclose(scores, expected)
     assert scores[0].item() == pytest.approx(3.0)
     assert scores[1].item() == pytest.approx(1.0, abs=1e-3) and scores[3].item() == pytest.approx(5.0)
-    assert ClassificationHead.argmax(logits).tolist() == [1, 1, 3, 5]
     probs = ClassificationHead.probabilities(logits)
     assert torch.allclose(probs.sum(-1), torch.ones(4)) and torch.allclose(probs, p)
     # The expected score keeps the grain that the argmax loses.
@@ -155,3 +154,19 @@ def test_judge_module_refuses_a_mismatched_loss(tmp_path):
 
 def test_heads_package_exports():
     assert heads.parse_score is parse_score and heads.get_head is get_head
+
+
+def test_the_data_module_asks_the_head_not_its_name():
+    # A plugin head that writes with the LM head must get its completion, whatever its name.
+    from phudge_lightning.cli import head_uses_lm_head
+
+    @register_head("test_plugin_writer")
+    class PluginWriter(CausalHead):
+        pass
+
+    assert head_uses_lm_head("test_plugin_writer") is True
+    assert head_uses_lm_head("causal") is True
+    assert head_uses_lm_head("regression") is False and head_uses_lm_head("classification") is False
+    # Optional attributes get their defaults at registration.
+    assert PluginWriter.label_key == "labels" and PluginWriter.generates is True
+    assert get_head("regression").label_key == "score" and get_head("regression").generates is False

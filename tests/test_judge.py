@@ -121,7 +121,11 @@ def test_causal_missing_score_is_none(causal_judge, monkeypatch):
         texts = tokenizer.batch_decode(input_ids, skip_special_tokens=True)
         return ["Feedback: fine. [RESULT] 4" if "scored" in t else "Feedback: rambling on, no result" for t in texts]
 
-    monkeypatch.setattr(module, "generate", generate)
+    def generate_scores(backbone, tokenizer, input_ids, attention_mask, max_new_tokens):
+        texts = generate(input_ids, attention_mask)  # the head's own parsing of what it wrote
+        return {"score": module.head.scores(texts), "text": texts}
+
+    monkeypatch.setattr(module.head, "generate_scores", generate_scores)
     grades = causal_judge.grade_many([{"instruction": "Say hi.", "response": "a much longer answer that is scored"},
                                       {"instruction": "Say hi.", "response": "hi"}])
     assert [g.score for g in grades] == [4.0, None]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+import heads
 from datamodules import FeedbackCollectionDataModule
 from phudge_lightning.metrics import score_metrics
 from phudge_lightning.model.module import JudgeModule
@@ -26,7 +27,8 @@ def make_module(backbone, head, loss, seed=0, **kw) -> JudgeModule:
 
 
 def make_dm(backbone, data, head) -> FeedbackCollectionDataModule:
-    return FeedbackCollectionDataModule(data=str(data), backbone=str(backbone), head=head, batch_size=4, val_fraction=0.2)
+    return FeedbackCollectionDataModule(data=str(data), backbone=str(backbone), uses_lm_head=heads.get_head(head).uses_lm_head,
+                                        batch_size=4, val_fraction=0.2)
 
 
 def make_trainer(callbacks=(), **kw) -> L.Trainer:

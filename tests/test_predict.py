@@ -90,7 +90,8 @@ def test_predict_cuts_prompts_at_the_checkpoint_budget(tmp_path, trained, monkey
     plain["data"].pop("max_length")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(plain))
     state = torch.load(ckpt, weights_only=False)
-    state["prompt_settings"]["max_length"] = 48  # a judge trained on short prompts
+    # The data module's state holds the prompt settings: a judge trained on short prompts.
+    state["FeedbackCollectionDataModule"]["prompt_settings"]["max_length"] = 48
     torch.save(state, tmp_path / "short.ckpt")
     source = predict_input(tmp_path / "in.jsonl")
     cli = lightning_cli(["--config", str(tmp_path / "config.yaml"), "--data.predict_data", str(source)], run=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from datamodules.prompt import task_description
+from datamodules.prometheus import CONTEXT, FEEDBACK, INSTRUCTION, REFERENCE, RESPONSE, RUBRIC, TASK, task_description
 
 KINDS = ("llama", "phi3", "bert")
 SPECIALS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
@@ -45,8 +45,7 @@ def corpus() -> list[str]:
             for ctx in (False, True):
                 lines.append(task_description(ref, rub, ctx))
     lines += [
-        "###Task Description:", "###The instruction to evaluate:", "###Response to evaluate:", "###Context:",
-        "###Reference Answer (Score 5):", "###Score Rubrics:", "###Feedback: ", "Feedback: [RESULT] 1 2 3 4 5",
+        TASK, INSTRUCTION, RESPONSE, CONTEXT, REFERENCE, RUBRIC, f"{FEEDBACK} ", "Feedback: [RESULT] 1 2 3 4 5",
         "[criteria] Score 1: Score 2: Score 3: Score 4: Score 5:", "<|user|> <|assistant|> [...]",
         "0 1 2 3 4 5 6 7 8 9 10 100 3.5 2.25",
     ]

@@ -58,17 +58,13 @@ def ensemble_scores(runs: Sequence[Sequence[float | None]]) -> list[float | None
     return [None if any(s is None for s in item) else sum(item) / len(item) for item in zip(*runs)]
 
 
-def prediction_rows(bench: Benchmark, scores: Sequence[float | None]) -> list[dict]:
+def item_rows(bench: Benchmark, scores: Sequence[float | None]) -> list[dict]:
     """One row per item, in the benchmark's order: its row number, label and score(s)."""
     if bench.kind == ABSOLUTE:
         return [{"row": i, "label": r.score, "score": s} for i, (r, s) in enumerate(zip(bench.items, scores), 1)]
     return [{"row": p.row, "label": p.label, "score_a": a, "score_b": b,
              **({"source": p.group} if p.group is not None else {})}
             for p, a, b in zip(bench.items, scores[0::2], scores[1::2])]
-
-
-def evaluate(bench: Benchmark, scores: Sequence[float | None], tie_margin: float = 0.0) -> dict:
-    return benchmark_metrics(bench, scores, tie_margin)
 
 
 def print_table(result: dict, console) -> None:
@@ -141,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             del judge
         scores, judge_name = ensemble_scores(runs), " + ".join(args.checkpoint)
     result = {
-        **evaluate(bench, scores, args.tie_margin),
+        **benchmark_metrics(bench, scores, args.tie_margin),
         "benchmark": args.benchmark, "kind": bench.kind, "label": bench.label, "data": bench.source,
         "judge": judge_name, "rubric_free": args.rubric_free, "reference_free": args.reference_free,
     }
@@ -149,5 +145,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         atomic_write_json(args.output, result)
     if args.predictions:
-        atomic_write_text(args.predictions, "".join(json.dumps(row) + "\n" for row in prediction_rows(bench, scores)))
+        atomic_write_text(args.predictions, "".join(json.dumps(row) + "\n" for row in item_rows(bench, scores)))
     return 0

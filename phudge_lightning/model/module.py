@@ -14,6 +14,7 @@ from torchmetrics import MaxMetric, MeanMetric
 import heads
 import losses
 from datamodules.backbones import load_tokenizer
+from datamodules.feedback_collection import prompt_settings_of
 from phudge_lightning.model.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pool
 from phudge_lightning.metrics import score_metrics
 
@@ -60,7 +61,8 @@ class JudgeModule(L.LightningModule):
             warmup_ratio: share of the steps spent warming up before the cosine decay.
             gradient_checkpointing: recompute activations in backward to save memory.
             dtype: the backbone's weight dtype: ``float32`` or ``bfloat16``.
-            max_new_tokens: the causal head's generation limit (the paper's 256).
+            max_new_tokens: the generation limit of a head that generates (the causal head;
+                the paper's 256).
             max_nonfinite_steps: stop after this many batches in a row with a NaN/inf loss.
             plugins: modules to import first, so that heads and losses they register exist.
         """
@@ -72,9 +74,8 @@ class JudgeModule(L.LightningModule):
         loss_name = loss or head_cls.default_loss
         heads.check_loss(head_cls, loss_name, losses.get_entry(loss_name).target)
         self.loss_fn = losses.get_loss(loss_name, **(loss_params or {}))
-        self.causal = head_cls.uses_lm_head
 
-        model = load_backbone(backbone, causal=self.causal, dtype=dtype)
+        model = load_backbone(backbone, causal=head_cls.uses_lm_head, dtype=dtype)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.config.use_cache = False
@@ -95,8 +96,9 @@ class JudgeModule(L.LightningModule):
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_pearson_best = MaxMetric()
         self.nonfinite_in_a_row = 0
-        # How prompts were built in training; saved with the weights so a judge grades alike.
-        self.prompt_settings = {"max_length": None, "use_chat_template": True}
+        # How the data module built prompts in training (its state, in the checkpoint), read
+        # back from the checkpoint so that a judge grades alike: see ``on_load_checkpoint``.
+        self.prompt_settings: dict = {}
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -104,12 +106,11 @@ class JudgeModule(L.LightningModule):
         # One pass, no generation: a KV cache would only hold memory (GBs at batch 16 on Phi-3).
         no_cache = {"use_cache": False} if hasattr(self.config, "use_cache") else {}
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **no_cache)
-        if self.causal:
-            return self.head(out.logits)
-        return self.head(pool(out.last_hidden_state, attention_mask, self.pooling))
+        features = out.logits if self.head.uses_lm_head else pool(out.last_hidden_state, attention_mask, self.pooling)
+        return self.head(features)
 
     def _target(self, batch: dict) -> torch.Tensor:
-        return batch["labels"] if self.causal else batch["score"]
+        return batch[self.head.label_key]
 
     # -- training --------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int):
@@ -129,7 +130,7 @@ class JudgeModule(L.LightningModule):
     def _eval_step(self, batch: dict, metrics, mean_loss) -> None:
         raw = self(batch["input_ids"], batch["attention_mask"])
         mean_loss.update(self.loss_fn(raw, self._target(batch)), weight=len(batch["index"]))
-        if not self.causal:  # the causal head is scored by generation: see predict / phudge evaluate
+        if not self.head.generates:  # a generating head is scored by generation: predict / phudge evaluate
             metrics.update(self.head.scores(raw), batch["score"])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -140,7 +141,7 @@ class JudgeModule(L.LightningModule):
 
     def _log_epoch(self, stage: str, metrics, mean_loss) -> dict:
         values = {f"{stage}/loss": mean_loss.compute()}
-        if not self.causal:
+        if not self.head.generates:
             values.update(metrics.compute())
         metrics.reset()
         mean_loss.reset()
@@ -162,24 +163,17 @@ class JudgeModule(L.LightningModule):
     # -- prediction ------------------------------------------------------------------------------
     @torch.inference_mode()
     def predict_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        """``score`` (N,) and, for the classification head, ``probabilities`` (N, 5); for the
-        causal head the generated ``text`` too, with NaN scores where no ``[RESULT]`` came."""
-        if self.causal:
-            texts = self.generate(input_ids, attention_mask)
-            return {"score": self.head.scores(texts), "text": texts}
+        """``score`` (N,) and, for the classification head, ``probabilities`` (N, 5); for a head
+        that generates, the generated ``text`` too, with NaN scores where no ``[RESULT]`` came."""
+        if self.head.generates:
+            return self.head.generate_scores(self.backbone, self.tokenizer, input_ids, attention_mask,
+                                             self.hparams.max_new_tokens)
         raw = self(input_ids, attention_mask)
         out = {"score": self.head.scores(raw)}
         probabilities = self.head.probabilities(raw)
         if probabilities is not None:
             out["probabilities"] = probabilities
         return out
-
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[str]:
-        out = self.backbone.generate(
-            input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=self.hparams.max_new_tokens,
-            do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
-        )
-        return self.tokenizer.batch_decode(out[:, input_ids.shape[1]:], skip_special_tokens=True)
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
         return {"index": batch["index"], **self.predict_scores(batch["input_ids"], batch["attention_mask"])}
@@ -205,26 +199,19 @@ class JudgeModule(L.LightningModule):
         return {k: v for k, v in self.state_dict().items() if k in keep}
 
     def on_fit_start(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and getattr(datamodule, "max_length", None):
-            self.prompt_settings = {"max_length": datamodule.max_length,
-                                    "use_chat_template": datamodule.hparams.use_chat_template}
+        # The data module owns the prompt settings (and saves them in its checkpoint state);
+        # the module keeps a copy so that a judge made from it in-process grades alike.
+        settings = getattr(getattr(self.trainer, "datamodule", None), "prompt_settings", None)
+        if settings and settings.get("max_length"):
+            self.prompt_settings = dict(settings)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["prompt_settings"] = dict(self.prompt_settings)
         if "state_dict" in checkpoint:  # (DeepSpeed writes its own shards instead)
             keep = set(self.trained_state_dict())
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.prompt_settings = checkpoint.get("prompt_settings", self.prompt_settings)
-        # test/predict --ckpt_path: Lightning restores after the data module's setup, so its
-        # prompts were cut at a length of its own; give it the judge's training budget.
-        trainer = self._trainer
-        if trainer is not None and trainer.state.fn in ("test", "predict"):
-            datamodule = getattr(trainer, "datamodule", None)
-            if hasattr(datamodule, "use_max_length"):
-                datamodule.use_max_length(self.prompt_settings.get("max_length"))
+        self.prompt_settings = prompt_settings_of(checkpoint) or self.prompt_settings
         if "state_dict" not in checkpoint:
             return
         missing = sorted(set(self.trained_state_dict()) - set(checkpoint["state_dict"]))
