@@ -239,7 +239,7 @@ def fit_one_epoch(tiny_llama_dir, records, loss: str, max_nonfinite_steps: int):
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", loss=loss, max_nonfinite_steps=max_nonfinite_steps,
                          lora={"r": 2, "alpha": 4, "dropout": 0.0}, lr=1e-3)
-    dm = FeedbackCollectionDataModule(data=str(records), backbone=str(tiny_llama_dir), head="regression", batch_size=4,
+    dm = FeedbackCollectionDataModule(data=str(records), backbone=str(tiny_llama_dir), batch_size=4,
                                       val_fraction=0.1, max_length=256)
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
