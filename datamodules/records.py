@@ -4,11 +4,13 @@ A grading record:
 
 - ``instruction`` (str, required): the task given to the model being judged;
 - ``response`` (str, required, not blank): the answer to grade;
-- ``rubric`` (optional): free text, or ``{"criteria": str, "score1_description": str, ...,
-  "score5_description": str}``;
+- ``rubric`` (optional): free text, a rubric name from ``datamodules.rubrics``
+  (``"helpfulness"``: one token, see that module for the rule), or ``{"criteria": str,
+  "score1_description": str, ..., "score5_description": str}``;
 - ``reference_answer`` (str, optional): an answer that deserves a 5;
 - ``context`` (str or list of str, optional): retrieved passages;
-- ``score`` (int or float in [1, 5]; required to train or evaluate): e.g. the mean of raters;
+- ``score`` (int or float in the score range, [1, 5] unless a judge or data module says
+  otherwise, see ``score_scale``; required to train or evaluate): e.g. the mean of raters;
 - ``feedback`` (str, optional): the grader's explanation (the causal head's target).
 
 Any other field (``id`` and so on) is kept in ``extra`` and written back by the grading tools.
@@ -16,11 +18,20 @@ Any other field (``id`` and so on) is kept in ``extra`` and written back by the 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterator
+
+from datamodules.rubrics import UnknownRubric, resolve_rubric
 
 SCORE_KEYS = tuple(f"score{i}_description" for i in range(1, 6))
+DEFAULT_SCORE_RANGE = (1.0, 5.0)
+# The range scores are checked against where no ``score_range`` is passed: set by whoever reads
+# the data for a judge of another scale (the data module, phudge evaluate), so that every
+# reader of every format checks against the judge's range without each taking an argument.
+_SCORE_RANGE: contextvars.ContextVar[tuple[float, float]] = contextvars.ContextVar("score_range", default=DEFAULT_SCORE_RANGE)
 FIELDS = ("instruction", "response", "rubric", "reference_answer", "context", "score", "feedback")
 
 
@@ -61,7 +72,11 @@ def _text(value: Any, name: str, source: str, row, *, required: bool) -> str | N
 
 def _rubric(value: Any, source: str, row) -> str | dict | None:
     if value is None or isinstance(value, str):
-        return _text(value, "rubric", source, row, required=False)
+        text = _text(value, "rubric", source, row, required=False)
+        try:
+            return resolve_rubric(text)
+        except UnknownRubric as e:
+            raise RecordError(source, row, "rubric", str(e)) from None
     if not isinstance(value, dict):
         raise RecordError(source, row, "rubric", f"must be text or an object, got {type(value).__name__}")
     rubric = {}
@@ -78,17 +93,52 @@ def _context(value: Any, source: str, row) -> str | None:
     return _text(value, "context", source, row, required=False)
 
 
-def validate_score(value: Any, source: str, row) -> float:
+def check_score_range(score_range) -> tuple[float, float]:
+    """``[low, high]`` as two floats with low < high, or a ``ValueError`` saying what is wrong."""
+    try:
+        low, high = (float(x) for x in score_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"score_range must be two numbers [low, high], got {score_range!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"score_range must be [low, high] with low < high, got {list(score_range)}")
+    return low, high
+
+
+def score_range_now() -> tuple[float, float]:
+    """The range that ``validate_record`` checks scores against when given none."""
+    return _SCORE_RANGE.get()
+
+
+@contextlib.contextmanager
+def score_scale(score_range) -> Iterator[tuple[float, float]]:
+    """Within the block, records are validated against ``score_range`` unless told otherwise."""
+    token = _SCORE_RANGE.set(check_score_range(score_range))
+    try:
+        yield _SCORE_RANGE.get()
+    finally:
+        _SCORE_RANGE.reset(token)
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def validate_score(value: Any, source: str, row, score_range=None) -> float:
+    low, high = score_range_now() if score_range is None else check_score_range(score_range)
+    scale = f"from {_number(low)} to {_number(high)}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RecordError(source, row, "score", f"must be a number from 1 to 5, got {type(value).__name__} ({value!r:.40})")
-    if not math.isfinite(value) or not 1 <= value <= 5:
-        raise RecordError(source, row, "score", f"must be from 1 to 5, got {value}")
+        raise RecordError(source, row, "score", f"must be a number {scale}, got {type(value).__name__} ({value!r:.40})")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise RecordError(source, row, "score", f"must be {scale}, got {value}")
     return float(value)
 
 
-def validate_record(raw: Any, *, source: str = "<records>", row: int | str = "?", require_score: bool = True) -> Record:
+def validate_record(raw: Any, *, source: str = "<records>", row: int | str = "?", require_score: bool = True,
+                    score_range=None) -> Record:
     """Check one raw row against the schema; raise ``RecordError`` naming the row and every bad
-    field (its ``field`` is the first; ``problems`` holds one error per bad field)."""
+    field (its ``field`` is the first; ``problems`` holds one error per bad field). A rubric
+    name becomes its rubric object; ``score`` is checked against ``score_range`` (default: the
+    one ``score_scale`` set, [1, 5] outside any)."""
     if not isinstance(raw, dict):
         raise RecordError(source, row, None, f"must be a JSON object, got {type(raw).__name__}")
     problems: list[RecordError] = []
@@ -109,7 +159,7 @@ def validate_record(raw: Any, *, source: str = "<records>", row: int | str = "?"
         rubric=check(_rubric, raw.get("rubric"), source, row),
         reference_answer=check(_text, raw.get("reference_answer"), "reference_answer", source, row, required=False),
         context=check(_context, raw.get("context"), source, row),
-        score=None if score is None else check(validate_score, score, source, row),
+        score=None if score is None else check(validate_score, score, source, row, score_range),
         feedback=check(_text, raw.get("feedback"), "feedback", source, row, required=False),
         extra={k: v for k, v in raw.items() if k not in FIELDS},
     )

@@ -19,3 +19,18 @@ def add_judge_arguments(parser) -> None:
 
 def judge_options(args) -> dict:
     return {"max_length": args.max_length, "device": args.device, "dtype": args.dtype}
+
+
+def rubric_option(value: str):
+    """An argparse type for ``--rubric``: a known name or free text, returned as given (the
+    commands resolve it with ``datamodules.rubrics.resolve_rubric``); an unknown name is an
+    error listing the known ones."""
+    import argparse
+
+    from datamodules.rubrics import UnknownRubric, resolve_rubric
+
+    try:
+        resolve_rubric(value)
+        return value
+    except UnknownRubric as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
