@@ -17,6 +17,8 @@ COMMANDS = {
     "data": ("phudge_lightning.data", "check a dataset: rows, valid, invalid, rubric/reference share, p99 tokens"),
     "export": ("phudge_lightning.export", "write a shareable judge folder (adapter, head, tokenizer, config)"),
     "grade": ("phudge_lightning.grade", "grade a JSON-lines file, resumably, in input order"),
+    "rank": ("phudge_lightning.rank", "rank many answers to each instruction of a JSON-lines file, resumably"),
+    "rubrics": ("phudge_lightning.rubrics", "list the rubrics that can be given by name (--rubric helpfulness)"),
     "evaluate": ("phudge_lightning.evaluate", "measure a judge (or the length baseline) on a benchmark"),
     "serve": ("phudge_lightning.serve", "serve a judge over HTTP with dynamic batching"),
     "bench": ("phudge_lightning.bench", "speed benchmarks: bench speed | bench train | bench serve"),
@@ -46,6 +48,8 @@ class PhudgeCLI(LightningCLI):
         # asks the head what it needs rather than reading its name.
         parser.link_arguments("model.backbone", "data.backbone")
         parser.link_arguments(("model.head", "model.plugins"), "data.uses_lm_head", compute_fn=head_uses_lm_head)
+        # One scale for the data's checks and prompts, the heads, the losses and the metrics.
+        parser.link_arguments("model.score_range", "data.score_range")
         # The length-grouped batch sampler shards over ranks itself.
         parser.set_defaults({"trainer.use_distributed_sampler": False})
         # phudge predict: --predict_writer.output_dir DIR writes per-rank shards and a merged file.

@@ -1,8 +1,9 @@
-"""The Judge API: grade one response, many, or compare two.
+"""The Judge API: grade one response, many, compare two, or rank many.
 
     from phudge_lightning import Judge
     judge = Judge.load("runs/cpu-smollm2/.../last.ckpt")   # or an exported folder
     judge.grade("What is 2+2?", "4", reference_answer="2 + 2 = 4").score
+    judge.rank("What is 2+2?", ["4", "5", "four"], rubric="factual_correctness").answers[0].index
 
 Relative grading scores each response on its own with the absolute judge, as the paper does:
 neither response ever sees the other, so the verdict cannot depend on which is shown first
@@ -27,13 +28,13 @@ import torch
 
 from datamodules.batching import Collator
 from datamodules.prompt import Encoded, PromptEncoder, token_budget
-from datamodules.records import Record, validate_record
+from datamodules.records import DEFAULT_SCORE_RANGE, Record, validate_record
 
 
 @dataclass
 class Grade:
-    """One judgment: ``score`` on 1..5; for the classification head also the probability of
-    each score and the ``confidence`` (the largest of them); for the causal head the generated
+    """One judgment: ``score`` on the judge's ``score_range`` (1..5 by default); for the
+    classification head also the probability of each integer score and the ``confidence`` (the largest of them); for the causal head the generated
     ``feedback``, and ``score`` None when no ``[RESULT]`` came within the token limit."""
 
     score: float | None
@@ -52,7 +53,7 @@ class Grade:
 class Comparison:
     """``winner`` is "A", "B" or "tie" (|score_a - score_b| <= tie_margin); ``margin`` is
     score_a - score_b. With distributions, ``p_a_better`` = P(X_A > X_B) and ``p_tie`` =
-    P(X_A = X_B) for independent X_A ~ p_A and X_B ~ p_B over the scores 1..5."""
+    P(X_A = X_B) for independent X_A ~ p_A and X_B ~ p_B over the judge's integer scores."""
 
     winner: str
     score_a: float | None
@@ -135,11 +136,13 @@ class Judge:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module.to(self.device)
         settings = getattr(module, "prompt_settings", {}) or {}
+        # The checkpoint's scale ([1, 5] for those made before scales were a setting).
+        self.score_range = tuple(getattr(module, "score_range", None) or DEFAULT_SCORE_RANGE)
         self.tokenizer = module.tokenizer
         # Without a training budget, the backbone's own limit: a long text is cut, never run whole.
         max_length = token_budget(self.tokenizer, max_length or settings.get("max_length"))
         self.encoder = PromptEncoder(self.tokenizer, max_length=max_length,
-                                     use_chat_template=settings.get("use_chat_template", True))
+                                     use_chat_template=settings.get("use_chat_template", True), score_range=self.score_range)
         self.collate = Collator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
         self.batch_size = batch_size
         # On CPU a padded batch is slower than its rows one by one (see the module docstring).
@@ -185,11 +188,11 @@ class Judge:
             if ahead is not None:
                 yield from self._grade_block(ahead.result(), size)
 
-    @staticmethod
-    def _blocks(records: Iterable[dict | Record], size: int) -> Iterator[list[Record]]:
+    def _blocks(self, records: Iterable[dict | Record], size: int) -> Iterator[list[Record]]:
         pending: list[Record] = []
         for i, r in enumerate(records, 1):
-            pending.append(r if isinstance(r, Record) else validate_record(r, source="grade_many", row=i, require_score=False))
+            pending.append(r if isinstance(r, Record) else validate_record(r, source="grade_many", row=i, require_score=False,
+                                                                           score_range=self.score_range))
             if len(pending) == size:
                 yield pending
                 pending = []
@@ -245,6 +248,31 @@ class Judge:
         shared = {"instruction": instruction, "rubric": rubric, "reference_answer": reference_answer, "context": context}
         grade_a, grade_b = self.grade_many([{**shared, "response": response_a}, {**shared, "response": response_b}])
         return compare_grades(grade_a, grade_b, tie_margin)
+
+
+    # -- ranking ---------------------------------------------------------------------------------
+    def rank(self, instruction: str, responses: list, rubric: str | dict | None = None,
+             reference_answer: str | None = None, context: str | list[str] | None = None):
+        """The answers in ``responses`` (texts, or objects with ``response`` and ``id``) best
+        first, each graded alone: a ``Ranking`` (see ``phudge_lightning.rank.ranking``) with
+        each answer's index, rank and score and, for the classification head, ``p_better``."""
+        query = {"instruction": instruction, "responses": responses, "rubric": rubric,
+                 "reference_answer": reference_answer, "context": context}
+        return self.rank_many([query])[0]
+
+    def rank_many(self, queries: Iterable, batch_size: int | None = None) -> list:
+        """A ``Ranking`` per query (a row to rank, or a validated ``RankQuery``), in order; the
+        answers of all the queries are graded together, in length-grouped batches."""
+        from phudge_lightning.rank.ranking import RankQuery, rank_grades, validate_rank_row
+
+        queries = [q if isinstance(q, RankQuery) else validate_rank_row(q, source="rank_many", row=i)
+                   for i, q in enumerate(queries, 1)]
+        grades = self.grade_many([r for q in queries for r in q.records], batch_size)
+        rankings, start = [], 0
+        for q in queries:
+            rankings.append(rank_grades(grades[start:start + len(q.records)], q.items))
+            start += len(q.records)
+        return rankings
 
 
 def compare_grades(grade_a: Grade, grade_b: Grade, tie_margin: float = 0.0) -> Comparison:

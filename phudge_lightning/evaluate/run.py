@@ -11,6 +11,10 @@ against the label (the mean of the GPT-4 scores where a row has several); relati
 item's scores and label as JSON lines, for analyses of your own. Several ``--checkpoint``\ s are
 graded as one ensemble: each item's score is the mean of theirs (e.g. runs with other seeds).
 HHH's pairs are also scored per subset (``accuracy_by_group``: helpful, harmless, honest, other).
+``--ranking`` ranks the distinct answers to each instruction of a relative set once and reads
+every pair off the rankings (``phudge_lightning.rank.agreement``). ``--rubric NAME`` grades
+every item under a named (``phudge rubrics``) or free-text rubric instead of its own. A judge
+trained on another score range reads the benchmark's scores against that range.
 
 The length baseline grades a response by its length in characters (longer is better): the
 floor any judge must clear, since judges and raters alike tend to favour long answers.
@@ -19,19 +23,26 @@ floor any judge must clear, since judges and raters alike tend to favour long an
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from datamodules.records import DEFAULT_SCORE_RANGE, score_scale
+from datamodules.rubrics import resolve_rubric
 from phudge_lightning.benchmarks import ABSOLUTE, BENCHMARKS, Benchmark, benchmark_metrics, load_benchmark
 from phudge_lightning.io import atomic_write_json, atomic_write_text
-from phudge_lightning.judge_options import add_judge_arguments, judge_options
+from phudge_lightning.judge_options import add_judge_arguments, judge_options, rubric_option
+from phudge_lightning.rank.agreement import group_pairs, pair_scores, rank_groups, ranking_agreement
 
 BASELINES = ("length",)
 # The table's order: the figures, then the counts behind them, then the settings.
 HEADLINE = ("n", "pearson", "spearman", "kendall", "r2", "mae", "mse", "accuracy", "accuracy_with_ties",
-            "n_with_ties", "ties", "predicted_ties", "no_score", "invalid", "dropped", "tie_margin")
+            "n_with_ties", "ties", "predicted_ties", "no_score", "invalid", "dropped", "tie_margin",
+            "ranking_agreement", "ranking_pairs", "rankings", "answers_ranked", "pair_grades",
+            "rankings_of_3_or_more", "rankings_in_full_agreement")
 
 
 def length_scores(records) -> list[float]:
@@ -67,6 +78,18 @@ def item_rows(bench: Benchmark, scores: Sequence[float | None]) -> list[dict]:
             for p, a, b in zip(bench.items, scores[0::2], scores[1::2])]
 
 
+def with_rubric(bench: Benchmark, rubric: str | dict) -> Benchmark:
+    """``bench`` with every item graded under ``rubric`` instead of its own (``--rubric``)."""
+    rubric = resolve_rubric(rubric)
+
+    def replace(record):
+        return dataclasses.replace(record, rubric=rubric)
+
+    items = [dataclasses.replace(item, a=replace(item.a), b=replace(item.b)) if bench.kind != ABSOLUTE else replace(item)
+             for item in bench.items]
+    return dataclasses.replace(bench, items=items)
+
+
 def print_table(result: dict, console) -> None:
     from rich.table import Table
 
@@ -98,12 +121,34 @@ def parse_args(argv):
     parser.add_argument("--predictions", help="write each item's scores and label to this JSON-lines file")
     parser.add_argument("--tie-margin", type=float, default=0.0,
                         help="|score_a - score_b| at most this is a predicted tie (accuracy_with_ties)")
-    parser.add_argument("--rubric-free", action="store_true", help="grade without the rubrics")
+    rubrics = parser.add_mutually_exclusive_group()
+    rubrics.add_argument("--rubric-free", action="store_true", help="grade without the rubrics")
+    rubrics.add_argument("--rubric", type=rubric_option, default=None, metavar="NAME_OR_TEXT",
+                         help="grade every item with this rubric instead of its own: a name (phudge rubrics) or free text")
     parser.add_argument("--reference-free", action="store_true", help="grade without the reference answers")
     parser.add_argument("--batch-size", type=int, default=8)
     add_judge_arguments(parser)
     parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N items only")
+    parser.add_argument("--ranking", action="store_true",
+                        help="relative sets: rank the distinct answers to each instruction once and read every "
+                             "pair off the rankings (ranking_agreement ...)")
     return parser.parse_args(argv)
+
+
+def load_judges(args, errors):
+    """Yield each ``--checkpoint``'s judge in turn (one in memory at a time); all must share the
+    first one's score range."""
+    from phudge_lightning.judge import Judge
+
+    first = None
+    for checkpoint in args.checkpoint:
+        judge = Judge.load(checkpoint, batch_size=args.batch_size, **judge_options(args))
+        if first is not None and judge.score_range != first:
+            raise ValueError(f"{checkpoint} scores on {list(judge.score_range)} but {args.checkpoint[0]} on "
+                             f"{list(first)}: an ensemble needs one scale")
+        first = judge.score_range
+        yield judge
+        del judge
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     console, errors = Console(), Console(stderr=True)
-    bench = load_benchmark(args.benchmark, args.data, rubric_free=args.rubric_free,
-                           reference_free=args.reference_free, limit=args.limit)
+    judges, score_range = None, DEFAULT_SCORE_RANGE
+    if args.checkpoint:
+        missing = [c for c in args.checkpoint if not Path(c).exists()]
+        if missing:  # before loading any: an ensemble should not fail after its first judge ran
+            print(f"phudge evaluate: no checkpoint or exported judge at {', '.join(missing)}", file=sys.stderr)
+            return 2
+        judges = load_judges(args, errors)
+        first = next(judges)
+        score_range = first.score_range  # the benchmark's scores are read on the judge's scale
+        judges = itertools.chain([first], judges)
+        del first  # (so that one judge at a time is held, as the chain moves on)
+    with score_scale(score_range):
+        bench = load_benchmark(args.benchmark, args.data, rubric_free=args.rubric_free,
+                               reference_free=args.reference_free, limit=args.limit)
     for error in bench.invalid[:10]:
         errors.print(f"invalid: {error}", markup=False, highlight=False)
     if len(bench.invalid) > 10:
@@ -120,26 +177,28 @@ def main(argv: list[str] | None = None) -> int:
     if not bench.items:
         print(f"phudge evaluate: {args.data} holds no valid {args.benchmark} rows", file=sys.stderr)
         return 1
-    records = bench.records()
+    if args.ranking and bench.kind == ABSOLUTE:
+        print(f"phudge evaluate: --ranking reads pairs off rankings; {args.benchmark} has no pairs", file=sys.stderr)
+        return 2
+    if args.rubric is not None:
+        bench = with_rubric(bench, args.rubric)
+    groups = group_pairs(bench.items) if args.ranking else None
+    records = groups.records() if groups else bench.records()  # with --ranking, each distinct answer once
     if args.baseline:
         scores, judge_name = length_scores(records), f"baseline: {args.baseline}"
     else:
-        from phudge_lightning.judge import Judge
-
-        missing = [c for c in args.checkpoint if not Path(c).exists()]
-        if missing:  # before loading any: an ensemble should not fail after its first judge ran
-            print(f"phudge evaluate: no checkpoint or exported judge at {', '.join(missing)}", file=sys.stderr)
-            return 2
-        runs = []
-        for checkpoint in args.checkpoint:
-            judge = Judge.load(checkpoint, batch_size=args.batch_size, **judge_options(args))
-            runs.append(judge_scores(judge, records, errors))
-            del judge
+        runs = [judge_scores(judge, records, errors) for judge in judges]
         scores, judge_name = ensemble_scores(runs), " + ".join(args.checkpoint)
+    ranking = None
+    if groups:
+        ranking = ranking_agreement([p.label for p in bench.items], groups, rank_groups(groups, scores))
+        scores = pair_scores(groups, scores)
     result = {
-        **benchmark_metrics(bench, scores, args.tie_margin),
+        **benchmark_metrics(bench, scores, args.tie_margin), **(ranking or {}),
         "benchmark": args.benchmark, "kind": bench.kind, "label": bench.label, "data": bench.source,
         "judge": judge_name, "rubric_free": args.rubric_free, "reference_free": args.reference_free,
+        **({"rubric": args.rubric} if args.rubric is not None else {}),
+        **({"score_range": list(score_range)} if tuple(score_range) != DEFAULT_SCORE_RANGE else {}),
     }
     print_table(result, console)
     if args.output:

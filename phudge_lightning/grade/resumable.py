@@ -7,7 +7,8 @@ object), ``reference_answer`` and ``context``; any other field (``id`` ...) is k
 Each output line is that line's object plus ``score`` (null where the causal head wrote no
 ``[RESULT]``), ``probabilities`` for the classification head, ``feedback`` for the causal head
 and ``truncated: true`` where the prompt was shortened to fit; an input field of one of those
-names is replaced. Blank lines are skipped.
+names is replaced. Blank lines are skipped. ``--rubric NAME`` (``phudge rubrics``) or
+``--rubric TEXT`` is the rubric of the rows that have none of their own.
 
 A bad line (malformed JSON, a missing or wrong field) does not stop the run: it is reported
 with its line number and written to the rejects file (default: the output path plus
@@ -35,7 +36,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from datamodules.records import RecordError, validate_record
-from phudge_lightning.judge_options import add_judge_arguments, judge_options
+from datamodules.rubrics import resolve_rubric
+from phudge_lightning.judge_options import add_judge_arguments, judge_options, rubric_option
 
 REJECTS_SUFFIX = ".rejects.jsonl"
 JUDGE_FIELDS = ("score", "probabilities", "feedback", "truncated")
@@ -161,19 +163,23 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def grade_file(judge, input_path: str | Path, output_path: str | Path, rejects_path: str | Path | None = None, *,
-               batch_size: int = 8, advance: Callable[[int], None] = lambda n: None,
-               report: Callable[[str], None] = lambda message: None) -> Summary:
-    """Grade ``input_path`` into ``output_path``, continuing a run that was cut short.
+def process_file(input_path: str | Path, output_path: str | Path, rejects_path: str | Path | None = None, *,
+                 parse: Callable[[bytes, str, int], object], run: Callable[[list], list[dict]], batch_size: int = 8,
+                 advance: Callable[[int], None] = lambda n: None,
+                 report: Callable[[str], None] = lambda message: None) -> Summary:
+    """The resumable loop of ``phudge grade`` (and ``phudge rank``): every line of
+    ``input_path`` ends as one output line or one reject, continuing a run that was cut short.
 
-    ``judge`` needs ``grade_many(records, batch_size)``; ``advance(n)`` is told of every line
-    that reaches an outcome (or had one), ``report(message)`` of every rejected line.
+    ``parse(text, source, line_no)`` reads a line into an item or raises ``RecordError``;
+    ``run(items)`` turns a batch of items into their output objects, in order. ``advance(n)``
+    is told of every line that reaches an outcome (or had one), ``report(message)`` of every
+    rejected line.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     rejects_path = Path(rejects_path) if rejects_path else Path(str(output_path) + REJECTS_SUFFIX)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
-    graded_before = trim_partial_line(output_path)
+    done_before = trim_partial_line(output_path)
     trim_partial_line(rejects_path)
     rejected = rejected_lines(rejects_path)
     summary = Summary()
@@ -185,11 +191,11 @@ def grade_file(judge, input_path: str | Path, output_path: str | Path, rejects_p
     source = str(input_path)
     with output_path.open("ab") as out, contextlib.ExitStack() as stack:
         rejects = None  # opened at the first bad line: a clean input leaves no rejects file
-        for batch in _batches(pending_lines(input_path, rejected, graded_before, skipped), batch_size):
+        for batch in _batches(pending_lines(input_path, rejected, done_before, skipped), batch_size):
             good, bad = [], []
             for line_no, text in batch:
                 try:
-                    good.append(parse_line(text, source, line_no))
+                    good.append(parse(text, source, line_no))
                 except RecordError as e:
                     bad.append(reject_entry(line_no, text, e))
             if bad:  # first: see the module doc
@@ -198,55 +204,100 @@ def grade_file(judge, input_path: str | Path, output_path: str | Path, rejects_p
                 for entry in bad:
                     report(entry["error"])
             if good:
-                grades = judge.grade_many([record for _, record in good], batch_size=batch_size)
-                _append(out, [graded_entry(raw, grade) for (raw, _), grade in zip(good, grades)])
+                _append(out, run(good))
             summary.graded += len(good)
             summary.rejected += len(bad)
             advance(len(batch))
     return summary
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="phudge grade", description=__doc__.split("\n\n")[0])
+def with_default_rubric(record, rubric):
+    """``record`` with ``rubric`` (a name, text or object) where it has none of its own."""
+    if rubric is not None and record.rubric is None:
+        record.rubric = resolve_rubric(rubric)
+    return record
+
+
+def grade_file(judge, input_path: str | Path, output_path: str | Path, rejects_path: str | Path | None = None, *,
+               batch_size: int = 8, rubric: str | dict | None = None, advance: Callable[[int], None] = lambda n: None,
+               report: Callable[[str], None] = lambda message: None) -> Summary:
+    """Grade ``input_path`` into ``output_path``, continuing a run that was cut short.
+
+    ``judge`` needs ``grade_many(records, batch_size)``; ``rubric`` is used for the rows without one.
+    """
+    def parse(text: bytes, source: str, line_no: int):
+        raw, record = parse_line(text, source, line_no)
+        return raw, with_default_rubric(record, rubric)
+
+    def run(good: list) -> list[dict]:
+        grades = judge.grade_many([record for _, record in good], batch_size=batch_size)
+        return [graded_entry(raw, grade) for (raw, _), grade in zip(good, grades)]
+
+    return process_file(input_path, output_path, rejects_path, parse=parse, run=run, batch_size=batch_size,
+                        advance=advance, report=report)
+
+
+def run_with_progress(verb: str, input_path: Path, output_path: Path, rejects_path: Path, work) -> int:
+    """Run ``work(advance, report)`` under a progress bar over the input's lines, then print the summary."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    columns = (TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(verb, total=count_lines(input_path))
+        summary = work(lambda n: progress.advance(task, n),
+                       lambda message: progress.console.print(f"rejected {message}", markup=False, highlight=False))
+    rejects = f" (rejects: {rejects_path})" if rejects_path.exists() and rejects_path.stat().st_size else ""
+    console.print(f"{'graded' if verb == 'grading' else 'ranked'} {summary.graded}, rejected {summary.rejected}, "
+                  f"done before {summary.already_done}: {output_path}{rejects}", markup=False, highlight=False)
+    return 0
+
+
+def prepare_files(prog: str, args) -> tuple[Path, Path, Path] | None:
+    """The input, output and rejects paths of ``args``; None (after saying why) when there is no input."""
+    input_path, output_path = Path(args.input), Path(args.output)
+    rejects_path = Path(args.rejects or str(output_path) + REJECTS_SUFFIX)
+    if not input_path.exists():
+        print(f"{prog}: no input file at {input_path}", file=sys.stderr)
+        return None
+    if args.overwrite:
+        output_path.unlink(missing_ok=True)
+        rejects_path.unlink(missing_ok=True)
+    return input_path, output_path, rejects_path
+
+
+def file_arguments(parser, what: str) -> None:
+    """``--checkpoint``, ``--input``, ``--output``, ``--rejects``, ``--batch-size``, the judge's
+    flags and ``--overwrite``: the command line of a resumable file command."""
     parser.add_argument("--checkpoint", required=True, help="a .ckpt from phudge fit or a folder from phudge export")
-    parser.add_argument("--input", required=True, help="a JSON-lines file of records")
-    parser.add_argument("--output", required=True, help="the graded JSON-lines file (continued if it exists)")
+    parser.add_argument("--input", required=True, help=f"a JSON-lines file of {what}")
+    parser.add_argument("--output", required=True, help="the output JSON-lines file (continued if it exists)")
     parser.add_argument("--rejects", help=f"where bad lines go (default: OUTPUT{REJECTS_SUFFIX})")
     parser.add_argument("--batch-size", type=int, default=8)
     add_judge_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of continuing")
+    parser.add_argument("--rubric", type=rubric_option, default=None, metavar="NAME_OR_TEXT",
+                        help="for the rows without a rubric: a named rubric (phudge rubrics lists them) or free text")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="phudge grade", description=__doc__.split("\n\n")[0])
+    file_arguments(parser, "records")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    paths = prepare_files("phudge grade", args)
+    if paths is None:
+        return 2
     from phudge_lightning.judge import Judge
 
-    input_path, output_path = Path(args.input), Path(args.output)
-    rejects_path = Path(args.rejects or str(output_path) + REJECTS_SUFFIX)
-    if not input_path.exists():
-        print(f"phudge grade: no input file at {input_path}", file=sys.stderr)
-        return 2
-    if args.overwrite:
-        output_path.unlink(missing_ok=True)
-        rejects_path.unlink(missing_ok=True)
     try:
         judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
     except FileNotFoundError as e:
         print(f"phudge grade: {e}", file=sys.stderr)
         return 2
-    console = Console(stderr=True)
-    columns = (TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("grading", total=count_lines(input_path))
-        summary = grade_file(
-            judge, input_path, output_path, rejects_path, batch_size=args.batch_size,
-            advance=lambda n: progress.advance(task, n),
-            report=lambda message: progress.console.print(f"rejected {message}", markup=False, highlight=False))
-    rejects = f" (rejects: {rejects_path})" if rejects_path.exists() and rejects_path.stat().st_size else ""
-    console.print(f"graded {summary.graded}, rejected {summary.rejected}, done before {summary.already_done}: "
-                  f"{output_path}{rejects}", markup=False, highlight=False)
-    return 0
+    return run_with_progress("grading", *paths, lambda advance, report: grade_file(
+        judge, *paths, batch_size=args.batch_size, rubric=args.rubric, advance=advance, report=report))

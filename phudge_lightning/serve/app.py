@@ -14,6 +14,10 @@ Endpoints:
   ``reference_answer``, ``context`` and ``tie_margin``; answers ``winner`` ("A", "B" or
   "tie"), ``score_a``, ``score_b`` and ``margin`` (each response is graded alone, as in
   ``Judge.compare``, so there is no position bias);
+- ``POST /rank``: ``instruction``, ``responses`` (texts, or objects with ``response`` and an
+  optional ``id``), optional ``rubric``, ``reference_answer``, ``context``; answers
+  ``ranking``, the answers best first (``index``, ``id``, ``rank``, ``score``...), and for the
+  classification head ``p_better`` (each answer graded alone, as in ``Judge.rank``);
 - ``GET /health``: 200 once the judge is loaded, with counters of requests and forward passes;
 - ``GET /openapi.json`` (and the Swagger UI at ``/docs``): the request and response schemas.
 
@@ -51,11 +55,13 @@ import signal
 from contextlib import asynccontextmanager
 from typing import Union
 
+from datamodules.records import DEFAULT_SCORE_RANGE
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from phudge_lightning.judge_options import add_judge_arguments, judge_options
 from phudge_lightning.serve.batcher import Batcher
 from phudge_lightning.serve.errors import (
+    check_echoed,
     http_error,
     invalid_request,
     request_record,
@@ -72,6 +78,8 @@ from phudge_lightning.serve.schemas import (
     GradeBody,
     GradeResult,
     Health,
+    RankRequest,
+    RankResult,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -83,6 +91,7 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
     """The ASGI app serving ``judge`` (a ``Judge``); its batcher runs while the app does."""
     batcher = Batcher(judge, max_batch_size, batch_timeout)
     hparams = dict(getattr(judge.module, "hparams", {}))
+    score_range = tuple(getattr(judge, "score_range", None) or DEFAULT_SCORE_RANGE)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -105,7 +114,8 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
         """Grade one record (answers one grade) or a list (answers a list, in order)."""
         many = isinstance(body, list)
         items = body if many else [body]
-        records = [request_record(item.model_dump(), (i,) if many else ()) for i, item in enumerate(items)]
+        records = [request_record(item.model_dump(), (i,) if many else (), score_range=score_range)
+                   for i, item in enumerate(items)]
         grades = await batcher.grade(records)
         results = [{**{k: v for k, v in r.extra.items() if k not in GRADE_FIELDS}, **g.to_dict()}
                    for r, g in zip(records, grades)]
@@ -122,13 +132,30 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
         grade_a, grade_b = await batcher.grade(records)
         return compare_grades(grade_a, grade_b, body.tie_margin).to_dict()
 
+    @app.post("/rank", response_model=RankResult, response_model_exclude_none=True, responses=ERRORS)
+    async def rank(body: RankRequest):
+        """The answers best first, each graded alone (no position bias), in one batch."""
+        from phudge_lightning.rank.ranking import RANK_FIELDS, rank_grades
+
+        shared = body.model_dump(include={"instruction", "rubric", "reference_answer", "context"})
+        extra = {k: v for k, v in body.model_dump(exclude={"responses", *shared}).items() if k not in RANK_FIELDS}
+        check_echoed(extra, ())
+        records, items = [], []
+        for i, answer in enumerate(body.responses):
+            text, item = (answer, {}) if isinstance(answer, str) else (answer.response, answer.model_dump(exclude={"response"}, exclude_none=True))
+            name = f"responses[{i}]" + ("" if isinstance(answer, str) else ".response")
+            check_echoed(item, ("responses", i))
+            records.append(request_record({**shared, "response": text}, (), {"response": name}))
+            items.append(item)
+        return extra | rank_grades(await batcher.grade(records), items).to_dict()
+
     @app.get("/health", response_model=Health)
     async def health():
         """200 once the judge is loaded and serving."""
         return Health(status="ok", head=str(hparams.get("head", "?")), backbone=str(hparams.get("backbone", "?")),
                       max_batch_size=max_batch_size, batch_timeout=batch_timeout,
                       requests=batcher.requests, records=batcher.records, batches=batcher.batches,
-                      in_flight=batcher.in_flight)
+                      in_flight=batcher.in_flight, score_range=list(score_range))
 
     return BodyLimit(app, max_body_bytes)
 

@@ -62,11 +62,13 @@ async def server_error(request: Request, error: Exception) -> AsciiJSON:
     return AsciiJSON(status_code=500, content={"message": f"internal error: {type(error).__name__}", "detail": "internal"})
 
 
-def request_record(raw: dict, loc: tuple, rename: dict[str, str] | None = None) -> Record:
-    """``validate_record`` on a request's record; its ``RecordError`` (a blank field, say)
-    becomes a 422 naming the field as the client wrote it (``response_a``, not ``response``)."""
+def request_record(raw: dict, loc: tuple, rename: dict[str, str] | None = None, score_range=None) -> Record:
+    """``validate_record`` on a request's record (a ``score`` checked against ``score_range``,
+    the judge's); its ``RecordError`` (a blank field, say) becomes a 422 naming the field as
+    the client wrote it (``response_a``, not ``response``)."""
     try:
-        record = validate_record(raw, source="request", row=loc[-1] if loc else 0, require_score=False)
+        record = validate_record(raw, source="request", row=loc[-1] if loc else 0, require_score=False,
+                                 score_range=score_range)
         for key, value in record.extra.items():
             try:  # echoed back, so it must be writable as JSON
                 json.dumps(value, allow_nan=False)
@@ -80,3 +82,14 @@ def request_record(raw: dict, loc: tuple, rename: dict[str, str] | None = None) 
                                        "msg": error.message, "type": "value_error"}]) from None
 
 
+
+
+def check_echoed(fields: dict, loc: tuple) -> None:
+    """Fields to be echoed back must be writable as JSON: NaN or Infinity is a 422 naming them."""
+    for key, value in fields.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            where = "".join(f"[{i}]" if isinstance(i, int) else f".{i}" for i in loc).lstrip(".")
+            raise RequestValidationError([{"loc": ("body", *loc, key), "field": f"{where}.{key}" if where else key,
+                                           "msg": "must be valid JSON: NaN and Infinity are not", "type": "value_error"}]) from None

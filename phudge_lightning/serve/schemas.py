@@ -38,7 +38,8 @@ def _not_blank(value: str) -> str:
 # client generated from /openapi.json, or a fuzzer, knows which texts are valid.
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_unicode)]
 Required = Annotated[Text, Field(json_schema_extra={"pattern": r"\S"}), AfterValidator(_not_blank)]
-Score = Annotated[float, Field(strict=True, ge=1, le=5)]
+# A grader's score: checked against the judge's own score range by the server (a 422 naming it).
+Score = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class Rubric(BaseModel):
@@ -101,6 +102,35 @@ class CompareRequest(BaseModel):
     tie_margin: float = Field(0.0, ge=0.0, le=4.0, strict=True)
 
 
+class RankItem(BaseModel):
+    """One answer to rank, as an object: its text and an optional ``id`` (other fields are echoed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    response: Required  # the same check as GradeRequest.response: an answer is an answer wherever it is given
+    id: str | int | None = None
+
+
+AnswerField = Annotated[
+    Union[Annotated[Required, Tag("text")], Annotated[RankItem, Tag("object")]],
+    Discriminator(_json_type, custom_error_type="answer_type",
+                  custom_error_message="must be text or an object with response (and an optional id)"),
+]
+
+
+class RankRequest(BaseModel):
+    """Answers to one instruction, to be ranked; fields beyond these are echoed in the answer."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"instruction": "What is 2+2?", "responses": ["4", {"id": "b", "response": "5"}], "rubric": "factual_correctness"}]})
+
+    instruction: Required
+    responses: list[AnswerField] = Field(min_length=1, max_length=MAX_RECORDS)
+    rubric: RubricField | None = None
+    reference_answer: Text | None = None
+    context: ContextField | None = None
+
+
 # One record or a list of them (a record's errors then name its fields, not also "not a list").
 GradeBody = Annotated[
     Union[Annotated[GradeRequest, Tag("record")],
@@ -110,7 +140,7 @@ GradeBody = Annotated[
 
 
 class GradeResult(BaseModel):
-    """``score`` on 1..5 (null when a causal judge gave none); the classification head adds the
+    """``score`` on the judge's score range, 1..5 by default (null when a causal judge gave none); the classification head adds the
     probability of each score and ``confidence``, the causal head its ``feedback``. The
     request's extra fields come back beside them."""
 
@@ -135,6 +165,32 @@ class CompareResult(BaseModel):
     p_tie: float | None = None
 
 
+class RankedAnswer(BaseModel):
+    """An answer's place: ``index`` in ``responses``, ``rank`` (1 the best; equal scores share
+    a rank; null without a score), its grade, and the item's own ``id`` and fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    rank: int | None
+    score: float | None
+    probabilities: list[float] | None = None
+    confidence: float | None = None
+    feedback: str | None = None
+    truncated: bool | None = None
+
+
+class RankResult(BaseModel):
+    """``ranking``: the answers best first; with probabilities, ``p_better[i][j]`` = P(answer i
+    beats answer j) in the ranking's order (null on the diagonal). The request's extra fields
+    come back beside them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ranking: list[RankedAnswer]
+    p_better: list[list[float | None]] | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     head: str
@@ -145,6 +201,7 @@ class Health(BaseModel):
     records: int = Field(description="records graded so far")
     batches: int = Field(description="batches graded so far: each is one forward pass when it holds up to max_batch_size records")
     in_flight: int = Field(description="requests received and not answered yet")
+    score_range: list[float] = Field(description="[low, high] of the judge's scores")
 
 
 class FieldError(BaseModel):
