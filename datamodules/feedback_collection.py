@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.backbones import load_tokenizer
 from datamodules.batching import Collator, LengthGroupedBatchSampler
 from datamodules.prompt import PromptEncoder, token_budget
-from datamodules.records import Record, rubric_text
+from datamodules.records import Record, rubric_text, score_scale
 from datamodules.sources import DEMO, load_records
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         skip_invalid: bool = False,
         use_chat_template: bool = True,
         limit: int | None = None,
+        score_range: tuple[float, float] = (1, 5),
     ):
         """
         Args:
@@ -124,6 +125,8 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             skip_invalid: skip and count bad rows instead of stopping at the first.
             use_chat_template: wrap the prompt in the tokenizer's chat template when it has one.
             limit: read at most this many valid rows (quick runs).
+            score_range: ``[low, high]`` of the scores (linked from ``model.score_range``): rows
+                are checked against it and the prompt asks for a score in it.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -138,14 +141,15 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
     # -- loading -------------------------------------------------------------------------------
     def _load(self, spec: str, *, require_score: bool = True) -> list[Record]:
         h = self.hparams
-        records, errors = load_records(spec, format=h.format, skip_invalid=h.skip_invalid,
-                                       require_score=require_score, limit=h.limit)
+        with score_scale(h.score_range):  # every format's reader checks scores against it
+            records, errors = load_records(spec, format=h.format, skip_invalid=h.skip_invalid,
+                                           require_score=require_score, limit=h.limit)
         self.stats[f"invalid_rows/{spec}"] = len(errors)
         return records
 
     def _encoder(self, with_completion: bool, max_length: int | None) -> PromptEncoder:
         return PromptEncoder(self.tokenizer, max_length=max_length, use_chat_template=self.hparams.use_chat_template,
-                             with_completion=with_completion)
+                             with_completion=with_completion, score_range=tuple(self.hparams.score_range))
 
     def _lengths(self, table: datasets.Dataset, encoder: PromptEncoder) -> list[int]:
         return [encoder.length(Record(**row)) for row in table]

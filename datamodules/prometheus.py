@@ -28,12 +28,18 @@ REFERENCE = "###Reference Answer (Score 5):"
 RUBRIC = "###Score Rubrics:"
 FEEDBACK = "###Feedback:"
 
-def task_description(has_reference: bool, has_rubric: bool, has_context: bool) -> str:
+def _shown(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def task_description(has_reference: bool, has_rubric: bool, has_context: bool, score_range=(1, 5)) -> str:
+    """The task section; on another ``score_range`` than 1..5 it names that range instead."""
+    low, high = _shown(score_range[0]), _shown(score_range[1])
     given = ["an instruction (which may contain an input)", "a response to evaluate"]
     if has_context:
         given.append("passages of context retrieved for the instruction")
     if has_reference:
-        given.append("a reference answer that would get a score of 5")
+        given.append(f"a reference answer that would get a score of {high}")
     if has_rubric:
         given.append("a score rubric that states the evaluation criteria")
     listed = ", ".join(given[:-1]) + " and " + given[-1]
@@ -41,17 +47,19 @@ def task_description(has_reference: bool, has_rubric: bool, has_context: bool) -
     return (
         f"{listed[0].upper()}{listed[1:]} are given.\n"
         f"1. Write a detailed feedback that judges the response {basis}, not in general terms.\n"
-        "2. After the feedback, give a score that is an integer from 1 to 5.\n"
-        '3. Answer in this format: "Feedback: (the feedback) [RESULT] (an integer from 1 to 5)"\n'
+        f"2. After the feedback, give a score that is an integer from {low} to {high}.\n"
+        f'3. Answer in this format: "Feedback: (the feedback) [RESULT] (an integer from {low} to {high})"\n'
         "4. Write nothing else: no opening, closing or extra explanation."
     )
 
 
-def render(record: Record) -> str:
-    """The absolute-grading prompt for ``record``; absent sections are left out."""
+def render(record: Record, score_range=(1, 5)) -> str:
+    """The absolute-grading prompt for ``record``; absent sections are left out. The section
+    headers stay Prometheus' own on any ``score_range`` (the parser reads them back)."""
     rubric = rubric_text(record.rubric)
+    has = (record.reference_answer is not None, rubric is not None, record.context is not None)
     parts = [
-        (TASK, task_description(record.reference_answer is not None, rubric is not None, record.context is not None)),
+        (TASK, task_description(*has, score_range=score_range)),
         (INSTRUCTION, record.instruction),
         (RESPONSE, record.response),
         (CONTEXT, record.context),

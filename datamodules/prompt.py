@@ -44,14 +44,16 @@ class PromptEncoder:
     sequence itself dropped, so the result never exceeds the budget.
     """
 
-    def __init__(self, tokenizer, max_length: int | None = None, use_chat_template: bool = True, with_completion: bool = False):
+    def __init__(self, tokenizer, max_length: int | None = None, use_chat_template: bool = True, with_completion: bool = False,
+                 score_range=(1, 5)):
         self.tokenizer = tokenizer
+        self.score_range = tuple(score_range)
         self.max_length = max_length
         self.chat = bool(use_chat_template and getattr(tokenizer, "chat_template", None))
         self.with_completion = with_completion
 
     def text(self, record: Record) -> str:
-        prompt = render(record)
+        prompt = render(record, self.score_range)
         if not self.chat:
             return prompt
         messages = [{"role": "user", "content": prompt}]

@@ -16,8 +16,10 @@ module and the data module ask the head instead of testing its name:
   ``generate_scores(backbone, tokenizer, input_ids, attention_mask, max_new_tokens)`` and is
   scored by generation, not in the validation loop.
 
-and two static methods: ``scores(prediction)`` -> (N,) and ``probabilities(prediction)`` ->
-(N, K) or None.
+and two methods: ``scores(prediction)`` -> (N,) and ``probabilities(prediction)`` -> (N, K) or
+None. A head that takes ``score_range`` in ``__init__`` is given the judge's (``model.score_range``);
+one that does not works on 1..5 only. A ``loss_target(score)`` method, where there is one, maps
+the scores before the loss sees them (the classification head: a score's class position).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The regression head: pooled hidden state -> one score on the 1..5 scale."""
+"""The regression head: pooled hidden state -> one score on the judge's scale."""
 
 from __future__ import annotations
 
@@ -10,22 +10,26 @@ from heads.registry import register_head
 
 @register_head("regression")
 class RegressionHead(nn.Module):
-    """score = w . dropout(h) + b, with b starting at 3 (the middle of the scale).
+    """score = w . dropout(h) + b, with b starting at (low + high) / 2, the middle of
+    ``score_range`` (3 on the default 1..5), and w's spread scaled with the range's width.
 
     Starting at the middle keeps the first MSE steps about the ranking, not about moving a
-    zero output up to the scale.
+    zero output up to the scale. The score is not clipped to the range.
     """
 
     target = "scalar"
     default_loss = "mse"
     uses_lm_head = False
 
-    def __init__(self, hidden_size: int, dropout: float = 0.0):
+    def __init__(self, hidden_size: int, dropout: float = 0.0, score_range: tuple[float, float] = (1, 5)):
         super().__init__()
+        low, high = (float(x) for x in score_range)
+        if not high > low:
+            raise ValueError(f"score_range must be [low, high] with low < high, got {list(score_range)}")
         self.dropout = nn.Dropout(dropout)
         self.proj = nn.Linear(hidden_size, 1)
-        nn.init.normal_(self.proj.weight, std=hidden_size**-0.5 * 0.1)
-        nn.init.constant_(self.proj.bias, 3.0)
+        nn.init.normal_(self.proj.weight, std=hidden_size**-0.5 * 0.1 * (high - low) / 4)
+        nn.init.constant_(self.proj.bias, (low + high) / 2)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.proj(self.dropout(pooled.to(self.proj.weight.dtype))).squeeze(-1)

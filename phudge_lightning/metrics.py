@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, PearsonCorrCoef, R2Score, SpearmanCorrCoef, KendallRankCorrCoef
 from torchmetrics.classification import MulticlassAccuracy
 
 
 class RoundedAccuracy(Metric):
-    """Share of rows whose prediction, rounded to the scale 1..5, equals the rounded label."""
+    """Share of rows whose prediction, rounded to an integer score of ``score_range`` (1..5 by
+    default; C = high - low + 1 classes), equals the rounded label."""
 
-    def __init__(self):
+    def __init__(self, score_range: tuple[float, float] = (1, 5)):
         super().__init__()
-        self.inner = MulticlassAccuracy(num_classes=5, average="micro")
+        self.low, self.high = math.floor(score_range[0]), math.ceil(score_range[1])
+        self.inner = MulticlassAccuracy(num_classes=self.high - self.low + 1, average="micro")
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
-        as_class = lambda x: x.round().clamp(1, 5).long() - 1  # noqa: E731
+        as_class = lambda x: x.round().clamp(self.low, self.high).long() - self.low  # noqa: E731
         self.inner.update(as_class(prediction), as_class(target))
 
     def compute(self) -> torch.Tensor:
@@ -26,7 +30,7 @@ class RoundedAccuracy(Metric):
         self.inner.reset()
 
 
-def score_metrics(prefix: str) -> MetricCollection:
+def score_metrics(prefix: str, score_range: tuple[float, float] = (1, 5)) -> MetricCollection:
     """``{prefix}pearson``, spearman, kendall, r2, mae, mse and accuracy, synchronised across devices."""
     return MetricCollection(
         {
@@ -36,7 +40,7 @@ def score_metrics(prefix: str) -> MetricCollection:
             "r2": R2Score(),
             "mae": MeanAbsoluteError(),
             "mse": MeanSquaredError(),
-            "accuracy": RoundedAccuracy(),
+            "accuracy": RoundedAccuracy(score_range),
         },
         prefix=prefix,
     )

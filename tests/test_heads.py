@@ -81,8 +81,8 @@ def test_classification_head():
     logits = head(torch.randn(4, 16))
     assert logits.shape == (4, 5)
     assert torch.equal(head.proj.bias, torch.zeros(5))
-    with pytest.raises(ValueError, match="num_classes"):
-        ClassificationHead(hidden_size=16, num_classes=3)
+    with pytest.raises(ValueError, match="integer score range"):
+        ClassificationHead(hidden_size=16, score_range=(0, 0.5))
 
 
 def test_classification_expected_score_and_probabilities():
@@ -90,7 +90,8 @@ def test_classification_expected_score_and_probabilities():
                            [0.0, 0.0, 0.0, 0.0, 40.0]])
     p = torch.softmax(logits, -1)
     expected = (p * torch.arange(1, 6)).sum(-1)
-    scores = ClassificationHead.scores(logits)
+    head = ClassificationHead(hidden_size=4)
+    scores = head.scores(logits)
     assert torch.allclose(scores, expected)
     assert scores[0].item() == pytest.approx(3.0)
     assert scores[1].item() == pytest.approx(1.0, abs=1e-3) and scores[3].item() == pytest.approx(5.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import math
 import warnings
@@ -15,6 +16,7 @@ import heads
 import losses
 from datamodules.backbones import load_tokenizer
 from datamodules.feedback_collection import prompt_settings_of
+from datamodules.records import DEFAULT_SCORE_RANGE, check_score_range
 from phudge_lightning.model.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pool
 from phudge_lightning.metrics import score_metrics
 
@@ -42,6 +44,7 @@ class JudgeModule(L.LightningModule):
         max_new_tokens: int = 256,
         max_nonfinite_steps: int = 10,
         plugins: list[str] | None = None,
+        score_range: tuple[float, float] = (1, 5),
     ):
         """
         Args:
@@ -65,11 +68,16 @@ class JudgeModule(L.LightningModule):
                 the paper's 256).
             max_nonfinite_steps: stop after this many batches in a row with a NaN/inf loss.
             plugins: modules to import first, so that heads and losses they register exist.
+            score_range: ``[low, high]`` of the scores (linked to ``data.score_range``): the
+                regression head predicts on it, the classification head has one class per
+                integer score in it ([1, 10]: ten classes), the metrics and the Judge use it.
+                The causal head writes ``[RESULT] n`` on 1..5 only.
         """
         super().__init__()
         self.save_hyperparameters()
         for module in plugins or []:
             importlib.import_module(module)
+        self.score_range = check_score_range(score_range)
         head_cls = heads.get_head(head)
         loss_name = loss or head_cls.default_loss
         heads.check_loss(head_cls, loss_name, losses.get_entry(loss_name).target)
@@ -88,11 +96,11 @@ class JudgeModule(L.LightningModule):
         if self.pooling not in POOLINGS[1:]:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         hidden = getattr(self.config, "hidden_size", None) or self.config.get_text_config().hidden_size
-        self.head = head_cls(hidden_size=hidden, **(head_params or {}))
+        self.head = head_cls(hidden_size=hidden, **self._range_param(head_cls), **(head_params or {}))
         self.tokenizer = load_tokenizer(backbone)
 
-        self.val_metrics = score_metrics("val/")
-        self.test_metrics = score_metrics("test/")
+        self.val_metrics = score_metrics("val/", self.score_range)
+        self.test_metrics = score_metrics("test/", self.score_range)
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_pearson_best = MaxMetric()
         self.nonfinite_in_a_row = 0
@@ -100,9 +108,19 @@ class JudgeModule(L.LightningModule):
         # back from the checkpoint so that a judge grades alike: see ``on_load_checkpoint``.
         self.prompt_settings: dict = {}
 
+    def _range_param(self, head_cls: type) -> dict:
+        """``{"score_range": ...}`` for a head that takes it; a head that does not (the causal
+        head, a plugin's) works on 1..5 only, so any other range is a configuration error."""
+        if "score_range" in inspect.signature(head_cls.__init__).parameters:
+            return {"score_range": self.score_range}
+        if self.score_range != DEFAULT_SCORE_RANGE:
+            raise ValueError(f"head {head_cls.name!r} scores on 1..5 only: score_range {list(self.score_range)} "
+                             "needs the regression or classification head")
+        return {}
+
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The head's raw prediction: (N,) scores, (N, 5) logits, or (N, T, V) LM logits."""
+        """The head's raw prediction: (N,) scores, (N, C) logits, or (N, T, V) LM logits."""
         # One pass, no generation: a KV cache would only hold memory (GBs at batch 16 on Phi-3).
         no_cache = {"use_cache": False} if hasattr(self.config, "use_cache") else {}
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **no_cache)
@@ -110,7 +128,10 @@ class JudgeModule(L.LightningModule):
         return self.head(features)
 
     def _target(self, batch: dict) -> torch.Tensor:
-        return batch[self.head.label_key]
+        target = batch[self.head.label_key]
+        # A distribution head's losses read a score's class position (1..C), not the score.
+        to_target = getattr(self.head, "loss_target", None)
+        return to_target(target) if to_target else target
 
     # -- training --------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int):
@@ -163,7 +184,7 @@ class JudgeModule(L.LightningModule):
     # -- prediction ------------------------------------------------------------------------------
     @torch.inference_mode()
     def predict_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        """``score`` (N,) and, for the classification head, ``probabilities`` (N, 5); for a head
+        """``score`` (N,) and, for the classification head, ``probabilities`` (N, C); for a head
         that generates, the generated ``text`` too, with NaN scores where no ``[RESULT]`` came."""
         if self.head.generates:
             return self.head.generate_scores(self.backbone, self.tokenizer, input_ids, attention_mask,
