@@ -1,4 +1,5 @@
-"""Losses for the classification head: logits (N, 5) over the scores 1..5.
+"""Losses for the classification head: logits (N, C) over C classes, targets as class positions
+1..C (the default scale 1..5 is five classes and its scores are their own positions).
 
 Every loss here takes float scores; non-integer scores become soft targets (see
 ``losses.targets.soft_targets``), never rounded labels.
@@ -24,7 +25,7 @@ def _cdf_gap(logits: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
 def cross_entropy(logits: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     """Cross-entropy: (1/N) sum_n -sum_k t_nk log softmax(logits_n)_k.
 
-    Scores 1..5 map to the classes 0..4; t is one-hot for integer scores (plain CE) and the
+    Positions 1..C map to the classes 0..C-1; t is one-hot for integer scores (plain CE) and the
     two-point soft target for non-integer ones.
     """
     t = soft_targets(score, logits.shape[-1]).to(logits.device)

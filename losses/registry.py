@@ -3,8 +3,10 @@
 A loss is a callable ``loss(prediction, target) -> scalar tensor``. ``target`` says what the
 prediction of the head it suits looks like, so a head can refuse a loss that does not fit it:
 
-- ``"scalar"``: prediction (N,), a score on the 1..5 scale (the regression head);
-- ``"distribution"``: prediction (N, 5), logits over the scores 1..5 (the classification head);
+- ``"scalar"``: prediction (N,), a score on the judge's scale (the regression head; 1..5 by default);
+- ``"distribution"``: prediction (N, C), logits over C classes, target the class position in
+  1..C (a score minus the scale's low end plus one: the classification head's ``loss_target``),
+  so these losses work for any number of classes;
 - ``"tokens"``: prediction (N, T, V), language-model logits, target (N, T) token ids with -100
   where no loss is taken (the causal head).
 """

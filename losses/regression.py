@@ -1,4 +1,4 @@
-"""Losses for the regression head: one score per row on the 1..5 scale."""
+"""Losses for the regression head: one score per row on the judge's scale."""
 
 from __future__ import annotations
 

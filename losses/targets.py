@@ -1,4 +1,4 @@
-"""Scores on the 1..5 scale as class distributions."""
+"""Class positions 1..C (scores on the 1..5 scale by default) as class distributions."""
 
 from __future__ import annotations
 

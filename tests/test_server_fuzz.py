@@ -132,7 +132,7 @@ def operations(served) -> dict:
 # -- the schema, fuzzed ---------------------------------------------------------------------------
 # (Hypothesis strategies from the schema rather than schemathesis' pytest plugin, whose lazy
 # loading breaks on pytest 9; the operations are listed here so that none is missed silently.)
-OPERATIONS = ["GET /health", "POST /compare", "POST /grade"]
+OPERATIONS = ["GET /health", "POST /compare", "POST /grade", "POST /rank"]
 # Invalid data is checked for its status only: see test_a_body_that_is_not_utf8_gets_an_error_body.
 CHECKS = {GenerationMode.POSITIVE: [not_a_server_error, status_code_conformance, content_type_conformance,
                                     response_schema_conformance],
