@@ -8,11 +8,14 @@ import json
 KEYS = ("rows", "valid", "invalid", "with_rubric", "with_reference", "p99_tokens")
 
 
-def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0) -> tuple[dict, list]:
+def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0,
+              score_range=(1, 5)) -> tuple[dict, list]:
     from datamodules.feedback_collection import percentile_length
+    from datamodules.records import score_scale
     from datamodules.sources import load_records
 
-    records, errors = load_records(data, format=format, skip_invalid=True)
+    with score_scale(score_range):
+        records, errors = load_records(data, format=format, skip_invalid=True)
     result = {
         "rows": len(records) + len(errors),
         "valid": len(records),
@@ -25,7 +28,7 @@ def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "a
         from datamodules.backbones import load_tokenizer
         from datamodules.prompt import PromptEncoder
 
-        encoder = PromptEncoder(load_tokenizer(backbone))
+        encoder = PromptEncoder(load_tokenizer(backbone), score_range=score_range)
         result["p99_tokens"] = percentile_length([encoder.length(r) for r in records], percentile)
     return result, errors
 
@@ -36,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", default="smollm2-135m", help="tokenizer for p99_tokens ('none' to skip)")
     parser.add_argument("--format", default="auto", choices=["auto", "records", "feedback_collection", "prometheus"])
     parser.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
+    parser.add_argument("--score-range", type=float, nargs=2, default=(1, 5), metavar=("LOW", "HIGH"),
+                        help="the scale the scores are checked against (model.score_range; default 1 5)")
     args = parser.parse_args(argv)
-    result, errors = summarize(args.data, None if args.backbone.lower() == "none" else args.backbone, args.format)
+    result, errors = summarize(args.data, None if args.backbone.lower() == "none" else args.backbone, args.format,
+                               score_range=args.score_range)
     for error in errors[:10]:
         print(f"invalid: {error}")
     if len(errors) > 10:
