@@ -170,7 +170,9 @@ def test_phudge_data_checks_scores_against_a_given_range(tmp_path):
     from phudge_lightning.data.summary import summarize
 
     source = write_jsonl(tmp_path / "r.jsonl", [{"instruction": "q", "response": "a", "score": 8},
-                                                 {"instruction": "q", "response": "b", "score": 11}])
+                                                 {"instruction": "q", "response": "b", "score": 11},
+                                                 {"instruction": "q", "response": "c", "score": 3}])
     result, errors = summarize(str(source), backbone=None, score_range=(1, 10))
-    assert (result["valid"], result["invalid"]) == (1, 1) and "from 1 to 10, got 11" in str(errors[0])
-    assert summarize(str(source), backbone=None)[0]["valid"] == 0  # on 1..5 both are off the scale
+    assert (result["valid"], result["invalid"]) == (2, 1) and "from 1 to 10, got 11" in str(errors[0])
+    result, errors = summarize(str(source), backbone=None)  # on 1..5, 8 is off the scale too
+    assert (result["valid"], result["invalid"]) == (1, 2) and "from 1 to 5, got 8" in str(errors[0])
