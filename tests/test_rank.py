@@ -296,3 +296,11 @@ def test_evaluate_ranking_on_hhh_with_the_length_baseline(tmp_path):
     # are its pair verdicts, so the agreement is the strict pair accuracy (0.6290 for length).
     assert result["ranking_agreement"] == pytest.approx(result["accuracy"]) == pytest.approx(0.629, abs=1e-3)
     assert 0 < result["rankings_in_full_agreement"] < 1 and result["rankings_of_3_or_more"] == 42
+
+
+def test_a_request_score_is_checked_against_the_judges_range(server):
+    with urllib.request.urlopen(server + "/health", timeout=30) as answer:
+        assert json.loads(answer.read())["score_range"] == [1.0, 5.0]
+    status, answer = post(server + "/grade", {"instruction": "q", "response": "a", "score": 8})
+    assert status == 422 and answer["detail"][0]["field"] == "score" and "from 1 to 5" in answer["message"]
+    assert post(server + "/grade", {"instruction": "q", "response": "a", "score": 4.5})[0] == 200
