@@ -4,7 +4,6 @@ losses, metrics, records, fit, grade and evaluate; a 1-10 and a 0-1 judge at tin
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
