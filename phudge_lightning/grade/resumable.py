@@ -88,14 +88,19 @@ def rejected_lines(path: Path) -> set[int]:
     return lines
 
 
-def parse_line(text: bytes, source: str, line_no: int):
-    """(the line's object, its validated record); ``RecordError`` names the line and the field."""
+def read_line(text: bytes, source: str, line_no: int):
+    """The JSON value of one input line; ``RecordError`` when it is not UTF-8 or not JSON."""
     try:
-        raw = json.loads(text.decode("utf-8"))
+        return json.loads(text.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise RecordError(source, line_no, None, f"is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise RecordError(source, line_no, None, f"malformed JSON: {e.msg} (column {e.colno})") from None
+
+
+def parse_line(text: bytes, source: str, line_no: int):
+    """(the line's object, its validated record); ``RecordError`` names the line and the field."""
+    raw = read_line(text, source, line_no)
     # The judge's own output fields are replaced, so a stale or bad one must not reject the line.
     given = {k: v for k, v in raw.items() if k not in JUDGE_FIELDS} if isinstance(raw, dict) else raw
     return raw, validate_record(given, source=source, row=line_no, require_score=False)

@@ -18,26 +18,20 @@ Bad lines go to the rejects file and a killed run continues where it stopped, ex
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Callable
 
-from datamodules.records import RecordError
 from datamodules.rubrics import resolve_rubric
-from phudge_lightning.grade.resumable import Summary, file_arguments, prepare_files, process_file, run_with_progress
+from phudge_lightning.grade.resumable import (Summary, file_arguments, prepare_files, process_file, read_line,
+                                              run_with_progress)
 from phudge_lightning.judge_options import judge_options
 from phudge_lightning.rank.ranking import RANK_FIELDS, validate_rank_row
 
 
 def parse_rank_line(text: bytes, source: str, line_no: int, rubric: str | dict | None = None):
     """(the line's object, its validated ``RankQuery``); ``RecordError`` names the line and field."""
-    try:
-        raw = json.loads(text.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise RecordError(source, line_no, None, f"is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except json.JSONDecodeError as e:
-        raise RecordError(source, line_no, None, f"malformed JSON: {e.msg} (column {e.colno})") from None
+    raw = read_line(text, source, line_no)
     given = {k: v for k, v in raw.items() if k not in RANK_FIELDS} if isinstance(raw, dict) else raw
     if rubric is not None and isinstance(given, dict) and given.get("rubric") is None:
         given = {**given, "rubric": resolve_rubric(rubric)}
