@@ -107,7 +107,8 @@ def parse_rubric(body: str | None) -> str | dict | None:
 
 def parse_prompt(text: str) -> dict:
     """Split a formatted absolute prompt into ``instruction``, ``response``, ``context``,
-    ``reference_answer`` and ``rubric``; a section that is not there becomes None."""
+    ``reference_answer`` and ``rubric``; a section that is not there becomes None, and so does
+    an empty one, except the response: its header with nothing after it is the empty answer ""."""
     if not isinstance(text, str):
         raise ValueError(f"a Prometheus prompt must be text, got {type(text).__name__}")
     end = len(text)
@@ -128,16 +129,16 @@ def parse_prompt(text: str) -> dict:
     ctx = [p for p in _line_starts(text, CONTEXT) if floor < p < ctx_ceiling]
     ctx_at = ctx[-1] if ctx else None
 
-    def section(start, header):
+    def section(start, header, empty=None):
         if start is None:
             return None
         following = [p for p in (res_at, ctx_at, ref_at, rub_at, end_all) if p is not None and p > start]
         body = _body(text, start, header, min(following) if following else end)
-        return body or None
+        return body or empty
 
     return {
         "instruction": section(ins_at, INSTRUCTION),
-        "response": section(res_at, RESPONSE),
+        "response": section(res_at, RESPONSE, empty=""),  # an empty answer is still an answer
         "reference_answer": section(ref_at, REFERENCE),
         "context": section(ctx_at, CONTEXT),
         "rubric": parse_rubric(section(rub_at, RUBRIC)),

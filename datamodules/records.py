@@ -2,8 +2,9 @@
 
 A grading record:
 
-- ``instruction`` (str, required): the task given to the model being judged;
-- ``response`` (str, required, not blank): the answer to grade;
+- ``instruction`` (str, required, not blank): the task given to the model being judged;
+- ``response`` (str, required): the answer to grade; an empty or blank response is an answer
+  (the worst kind: a model that said nothing) and is graded like any other;
 - ``rubric`` (optional): free text, a rubric name from ``datamodules.rubrics``
   (``"helpfulness"``: one token, see that module for the rule), or ``{"criteria": str,
   "score1_description": str, ..., "score5_description": str}``;
@@ -14,6 +15,11 @@ A grading record:
 - ``feedback`` (str, optional): the grader's explanation (the causal head's target).
 
 Any other field (``id`` and so on) is kept in ``extra`` and written back by the grading tools.
+
+Bad input is only a missing field, a value of the wrong type (a number, a list, an object or
+null where text is required), a blank instruction, or a score outside 1-5. A blank instruction
+is refused because it is not something a model answered: with no task there is nothing the
+response could be right or wrong about, so it marks a broken row, not a bad answer.
 """
 
 from __future__ import annotations
@@ -33,6 +39,19 @@ DEFAULT_SCORE_RANGE = (1.0, 5.0)
 # reader of every format checks against the judge's range without each taking an argument.
 _SCORE_RANGE: contextvars.ContextVar[tuple[float, float]] = contextvars.ContextVar("score_range", default=DEFAULT_SCORE_RANGE)
 FIELDS = ("instruction", "response", "rubric", "reference_answer", "context", "score", "feedback")
+MISSING = object()  # a field the row does not have, told apart from one that is null
+JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "text",
+              list: "a list", dict: "an object"}
+
+
+def found(value, width: int = 60) -> str:
+    """What a row holds, for an error message, in JSON's words: ``a number (3)``, ``null``,
+    ``a list (['a', 'b'])``; a long value is cut and marked ``...``."""
+    if value is None:
+        return "null"
+    shown = repr(value)
+    shown = shown if len(shown) <= width else shown[: width - 3] + "..."
+    return f"{JSON_TYPES.get(type(value), type(value).__name__)} ({shown})"
 
 
 class RecordError(ValueError):
@@ -60,28 +79,36 @@ class Record:
         return asdict(self)
 
 
-def _text(value: Any, name: str, source: str, row, *, required: bool) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+def _text(value: Any, name: str, source: str, row, *, required: bool, blank: bool = False) -> str | None:
+    """``value`` as text. Required: it must be there and be text, and not blank unless ``blank``
+    (the response: an empty answer is graded). Optional: absent, null or blank is None."""
+    if value is MISSING:
         if required:
-            raise RecordError(source, row, name, "is missing or empty" if value is None or value == "" else "is blank")
+            raise RecordError(source, row, name, "is missing")
+        return None
+    if value is None and not required:
         return None
     if not isinstance(value, str):
-        raise RecordError(source, row, name, f"must be text, got {type(value).__name__} ({value!r:.40})")
+        raise RecordError(source, row, name, f"must be text, got {found(value)}")
+    if not value.strip() and not blank:
+        if required:
+            raise RecordError(source, row, name, "is empty" if value == "" else f"is blank ({value!r})")
+        return None
     return value
 
 
 def _rubric(value: Any, source: str, row) -> str | dict | None:
-    if value is None or isinstance(value, str):
+    if value is None or value is MISSING or isinstance(value, str):
         text = _text(value, "rubric", source, row, required=False)
         try:
             return resolve_rubric(text)
         except UnknownRubric as e:
             raise RecordError(source, row, "rubric", str(e)) from None
     if not isinstance(value, dict):
-        raise RecordError(source, row, "rubric", f"must be text or an object, got {type(value).__name__}")
+        raise RecordError(source, row, "rubric", f"must be text or an object, got {found(value)}")
     rubric = {}
     for key in ("criteria", *SCORE_KEYS):
-        rubric[key] = _text(value.get(key), f"rubric.{key}", source, row, required=True)
+        rubric[key] = _text(value.get(key, MISSING), f"rubric.{key}", source, row, required=True)
     return rubric
 
 
@@ -127,7 +154,7 @@ def validate_score(value: Any, source: str, row, score_range=None) -> float:
     low, high = score_range_now() if score_range is None else check_score_range(score_range)
     scale = f"from {_number(low)} to {_number(high)}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RecordError(source, row, "score", f"must be a number {scale}, got {type(value).__name__} ({value!r:.40})")
+        raise RecordError(source, row, "score", f"must be a number {scale}, got {found(value)}")
     if not math.isfinite(value) or not low <= value <= high:
         raise RecordError(source, row, "score", f"must be {scale}, got {value}")
     return float(value)
@@ -152,15 +179,16 @@ def validate_record(raw: Any, *, source: str = "<records>", row: int | str = "?"
 
     score = raw.get("score")
     if score is None and require_score:
-        problems.append(RecordError(source, row, "score", "is missing"))
+        problems.append(RecordError(source, row, "score", "is missing" if "score" not in raw else "is null"))
+    given = lambda name: raw.get(name, MISSING)  # noqa: E731
     record = Record(
-        instruction=check(_text, raw.get("instruction"), "instruction", source, row, required=True),
-        response=check(_text, raw.get("response"), "response", source, row, required=True),
-        rubric=check(_rubric, raw.get("rubric"), source, row),
-        reference_answer=check(_text, raw.get("reference_answer"), "reference_answer", source, row, required=False),
-        context=check(_context, raw.get("context"), source, row),
+        instruction=check(_text, given("instruction"), "instruction", source, row, required=True),
+        response=check(_text, given("response"), "response", source, row, required=True, blank=True),
+        rubric=check(_rubric, given("rubric"), source, row),
+        reference_answer=check(_text, given("reference_answer"), "reference_answer", source, row, required=False),
+        context=check(_context, given("context"), source, row),
         score=None if score is None else check(validate_score, score, source, row, score_range),
-        feedback=check(_text, raw.get("feedback"), "feedback", source, row, required=False),
+        feedback=check(_text, given("feedback"), "feedback", source, row, required=False),
         extra={k: v for k, v in raw.items() if k not in FIELDS},
     )
     if problems:

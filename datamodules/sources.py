@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from datamodules.prometheus import parse_prompt
-from datamodules.records import SCORE_KEYS, Record, RecordError, validate_record
+from datamodules.records import SCORE_KEYS, Record, RecordError, found, validate_record
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def read_rows(path: str | Path, errors: list | None = None) -> Iterator[tuple[in
         for i, row in enumerate(datasets.load_dataset("parquet", data_files=str(path), split="train"), 1):
             yield i, row
         return
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:  # a byte-order mark (Windows editors) is not data
         first = f.read(1)
         while first and first.isspace():
             first = f.read(1)
@@ -127,8 +127,8 @@ def prometheus_score(row: dict, source: str, row_no):
 def from_prometheus(row: dict, *, source: str, row_no, require_score: bool = True, field: str = "instruction") -> Record:
     text = row.get(field)
     if not isinstance(text, str):
-        raise RecordError(source, row_no, field, f"must be a formatted Prometheus prompt, got {type(text).__name__}")
-    raw = parse_prompt(text)
+        raise RecordError(source, row_no, field, "is missing" if field not in row else f"must be a formatted Prometheus prompt, got {found(text)}")
+    raw = {k: v for k, v in parse_prompt(text).items() if v is not None}  # an absent section is missing, not null
     raw["score"] = prometheus_score(row, source, row_no)
     feedback = row.get("gpt4_feedback")
     raw["feedback"] = feedback[0] if isinstance(feedback, list) and feedback and isinstance(feedback[0], str) else None

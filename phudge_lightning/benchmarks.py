@@ -23,8 +23,9 @@ the first is better, "B" when the second is, or "tie":
 - ``autoj``: ``prompt``, ``response 1``, ``response 2``, ``label`` 0 (first better), 1 or 2 (tie).
 
 A row that cannot be read (a missing field, a response that is not text) is counted as
-invalid and left out; it never stops a run. Pairs without a rubric are graded rubric-free, as
-the judge was trained with rubric dropout.
+invalid and left out; it never stops a run. An empty or blank response is an answer (the worst
+kind) and is graded like any other. Pairs without a rubric are graded rubric-free, as the judge
+was trained with rubric dropout.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from torchmetrics.functional import (kendall_rank_corrcoef, mean_absolute_error,
                                      pearson_corrcoef, r2_score, spearman_corrcoef)
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from datamodules.prometheus import parse_prompt
-from datamodules.records import Record, RecordError, validate_record
+from datamodules.prometheus import INSTRUCTION, RESPONSE, parse_prompt
+from datamodules.records import MISSING, Record, RecordError, found, validate_record
 from datamodules.sources import detect_format, from_feedback_collection, iter_source, to_records
 from phudge_lightning.judge import verdict
 
@@ -149,12 +150,15 @@ def prompt_record(row, source: str, row_no, score_fields: Sequence[str]) -> Reco
     row = _object(row, source, row_no)
     text = row.get("instruction")
     if not isinstance(text, str):
-        raise RecordError(source, row_no, "instruction", f"must be a formatted Prometheus prompt, got {type(text).__name__}")
-    raw = {**parse_prompt(text), "score": mean_score(row, score_fields, source, row_no)}
+        raise RecordError(source, row_no, "instruction", "is missing" if "instruction" not in row
+                          else f"must be a formatted Prometheus prompt, got {found(text)}")
+    sections = {k: v for k, v in parse_prompt(text).items() if v is not None}  # absent: missing, not null
+    raw = {**sections, "score": mean_score(row, score_fields, source, row_no)}
     try:
         record = validate_record(raw, source=source, row=row_no)
-    except RecordError as e:
-        raise _renamed(e, {"score": score_fields[0]}) from None
+    except RecordError as e:  # the file's names: a section of the prompt in ``instruction``
+        raise _renamed(e, {"score": score_fields[0], "instruction": f"instruction (its {INSTRUCTION} section)",
+                           "response": f"instruction (its {RESPONSE} section)"}) from None
     record.extra = {k: v for k, v in row.items() if k not in ("instruction", "gpt4_feedback", *score_fields)}
     return record
 
@@ -218,9 +222,9 @@ def judgelm(row, source: str, row_no) -> Pair:
     reference = row.get("reference")
     if isinstance(reference, dict):
         reference = reference.get("text", reference.get("answer"))
-    shared = {"instruction": row.get("question_body"), "reference_answer": reference}
+    shared = {"instruction": row.get("question_body", MISSING), "reference_answer": reference}
     extra = {k: v for k, v in row.items() if k in ("question_id", "answer1_model_id", "answer2_model_id")}
-    return two_responses(shared, row.get("answer1_body"), row.get("answer2_body"), ("answer1_body", "answer2_body"),
+    return two_responses(shared, row.get("answer1_body", MISSING), row.get("answer2_body", MISSING), ("answer1_body", "answer2_body"),
                          "A" if s1 > s2 else "B" if s2 > s1 else "tie", source, row_no, extra,
                          {"instruction": "question_body", "reference_answer": "reference"})
 
@@ -240,13 +244,13 @@ def pandalm(row, source: str, row_no) -> Pair | None:
     vote, count = Counter(votes).most_common(1)[0]
     if count == 1:
         return None  # three different verdicts: no label
-    instruction, given = row.get("instruction"), row.get("input")
+    instruction, given = row.get("instruction", MISSING), row.get("input")
     if given is not None and not isinstance(given, str):
         raise RecordError(source, row_no, "input", f"must be text, got {type(given).__name__}")
     if isinstance(instruction, str) and given and given.strip():
         instruction = f"{instruction}\n\n{given}"
     extra = {"idx": row["idx"]} if "idx" in row else {}
-    return two_responses({"instruction": instruction}, row.get("response1"), row.get("response2"),
+    return two_responses({"instruction": instruction}, row.get("response1", MISSING), row.get("response2", MISSING),
                          ("response1", "response2"), PANDALM_VOTES[vote], source, row_no, extra)
 
 
@@ -260,7 +264,7 @@ def autoj(row, source: str, row_no) -> Pair:
     if isinstance(label, bool) or label not in AUTOJ_LABELS:
         raise RecordError(source, row_no, "label", f"must be 0, 1 or 2, got {label!r:.40}")
     extra = {"scenario": row["scenario"]} if "scenario" in row else {}
-    return two_responses({"instruction": row.get("prompt")}, row.get("response 1"), row.get("response 2"),
+    return two_responses({"instruction": row.get("prompt", MISSING)}, row.get("response 1", MISSING), row.get("response 2", MISSING),
                          ("response 1", "response 2"), AUTOJ_LABELS[label], source, row_no, extra,
                          {"instruction": "prompt"})
 

@@ -29,24 +29,7 @@ import torch
 from datamodules.batching import Collator
 from datamodules.prompt import Encoded, PromptEncoder, token_budget
 from datamodules.records import DEFAULT_SCORE_RANGE, Record, validate_record
-
-
-@dataclass
-class Grade:
-    """One judgment: ``score`` on the judge's ``score_range`` (1..5 by default); for the
-    classification head also the probability of each integer score and the ``confidence`` (the largest of them); for the causal head the generated
-    ``feedback``, and ``score`` None when no ``[RESULT]`` came within the token limit."""
-
-    score: float | None
-    probabilities: list[float] | None = None
-    confidence: float | None = None
-    feedback: str | None = None
-    truncated: bool = False
-
-    def to_dict(self) -> dict:
-        """``score`` always (null when the causal head found none); the other fields when set."""
-        return {"score": self.score} | {k: v for k, v in asdict(self).items() if v is not None and k not in (
-            "score", "truncated")} | ({"truncated": True} if self.truncated else {})
+from phudge_lightning.grades import Grade, grades_from_outputs
 
 
 @dataclass
@@ -63,7 +46,9 @@ class Comparison:
     p_tie: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """``winner``, ``score_a``, ``score_b`` and ``margin`` always (null without a score);
+        ``p_a_better`` and ``p_tie`` when both grades have probabilities."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k not in ("p_a_better", "p_tie")}
 
 
 def pairwise_probabilities(p_a: list[float], p_b: list[float]) -> tuple[float, float]:
@@ -226,19 +211,7 @@ class Judge:
         self.stats.slots += batch["attention_mask"].numel()
         out = self.module.predict_scores(batch["input_ids"].to(self.device, non_blocking=True),
                                          batch["attention_mask"].to(self.device, non_blocking=True))
-        scores = out["score"].float().tolist()  # one copy to the host, not one per row
-        probabilities = out["probabilities"].float().tolist() if "probabilities" in out else None
-        grades = []
-        for i, e in enumerate(encoded):
-            score = scores[i]
-            grade = Grade(score=None if score != score else score, truncated=e.truncated)  # NaN: no score
-            if probabilities is not None:
-                grade.probabilities = [round(p, 6) for p in probabilities[i]]
-                grade.confidence = max(grade.probabilities)
-            if "text" in out:
-                grade.feedback = out["text"][i]
-            grades.append(grade)
-        return grades
+        return grades_from_outputs(out, [e.truncated for e in encoded])
 
     # -- relative grading ------------------------------------------------------------------------
     def compare(self, instruction: str, response_a: str, response_b: str, rubric: str | dict | None = None,

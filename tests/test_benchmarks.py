@@ -159,11 +159,56 @@ def test_pandalm_majority_dropped_and_invalid(tmp_path):
 def test_autoj_labels(tmp_path):
     rows = [{"prompt": "P", "response 1": "r1", "response 2": "r2", "label": label, "scenario": "code"}
             for label in (0, 1, 2, 3)]
-    rows.append({"prompt": "P", "response 1": "", "response 2": "r2", "label": 0})
+    rows.append({"prompt": "P", "response 1": "", "response 2": "r2", "label": 0})  # an empty answer: a pair
+    rows.append({"prompt": "P", "response 2": "r2", "label": 0})  # a missing one: invalid
     bench = load_benchmark("autoj", write(tmp_path / "autoj.jsonl", rows))
-    assert [p.label for p in bench.items] == ["A", "B", "tie"]
+    assert [p.label for p in bench.items] == ["A", "B", "tie", "A"]
     assert (bench.items[0].a.response, bench.items[0].b.response) == ("r1", "r2")
-    assert [(e.row, e.field) for e in bench.invalid] == [(4, "label"), (5, "response 1")]
+    assert (bench.items[3].a.response, bench.items[3].b.response) == ("", "r2")
+    assert [(e.row, e.field) for e in bench.invalid] == [(4, "label"), (6, "response 1")]
+    assert str(bench.invalid[1]).endswith("row 6, field 'response 1': is missing")
+
+
+# Each documented format, one row whose second response is empty (or blank) and one whose
+# second response is missing: (benchmark, good row, bad row, the bad field's name).
+EMPTY_SIDE = {
+    "hhh": ({"chosen_instruction": prompt("Q", "an answer"), "rejected_instruction": prompt("Q", "")},
+            {"chosen_instruction": prompt("Q", "an answer")}, "rejected_instruction"),
+    "judgelm": ({"question_body": "Q", "answer1_body": "an answer", "answer2_body": "", "score": [7, 1]},
+                {"question_body": "Q", "answer1_body": "an answer", "score": [7, 1]}, "answer2_body"),
+    "pandalm": ({"instruction": "Q", "input": "", "response1": "an answer", "response2": "  \n",
+                 "annotator1": 1, "annotator2": 1, "annotator3": 1},
+                {"instruction": "Q", "input": "", "response1": "an answer", "annotator1": 1, "annotator2": 1,
+                 "annotator3": 1}, "response2"),
+    "autoj": ({"prompt": "Q", "response 1": "an answer", "response 2": "", "label": 0},
+              {"prompt": "Q", "response 1": "an answer", "label": 0}, "response 2"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_SIDE))
+def test_a_pair_with_an_empty_answer_is_scored_and_a_missing_one_is_invalid(tmp_path, name):
+    """An empty or blank answer is the worst answer, not a bad row: the pair is counted and
+    scored (length gets it right); a missing answer is invalid, named by the file's field."""
+    good, bad, field = EMPTY_SIDE[name]
+    bench = load_benchmark(name, write(tmp_path / f"{name}.jsonl", [good, bad]))
+    assert len(bench.items) == 1 and bench.items[0].a.response == "an answer"
+    assert not bench.items[0].b.response.strip()
+    assert [(e.row, e.field) for e in bench.invalid] == [(2, field)]
+    assert str(bench.invalid[0]).endswith(f"row 2, field '{field}': is missing")
+    lengths = [float(len(r.response)) for r in bench.records()]
+    assert benchmark_metrics(bench, lengths)["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("response", ["", "   "])
+def test_an_absolute_row_with_an_empty_answer_is_scored(tmp_path, response):
+    rows = [{"instruction": prompt("Say hi.", "hi"), "gpt4_score": [4, 4, 5]},
+            {"instruction": prompt("Say hi.", response), "gpt4_score": [1, 1, 1]},
+            {"instruction": prompt("Say hi.", "hello").replace("###Response to evaluate:\nhello\n\n", ""),
+             "gpt4_score": [3, 3, 3]}]  # no response section at all: missing
+    bench = load_benchmark("vicuna", write(tmp_path / "vicuna.json", rows, array=True))
+    assert [(r.response, r.score) for r in bench.items] == [("hi", pytest.approx(13 / 3)), ("", 1.0)]
+    assert [str(e) for e in bench.invalid] == [f"{bench.source}, row 3, field 'instruction (its ###Response to "
+                                               "evaluate: section)': is missing"]
 
 
 def test_malformed_json_line_is_invalid_not_a_crash(tmp_path):

@@ -58,6 +58,24 @@ def test_val_data_file_instead_of_split(tiny_llama_dir, small_records_file, tmp_
     assert len(d.sets["train"]) == 40 and len(d.sets["val"]) == 6
 
 
+def test_empty_answers_are_training_rows(tiny_llama_dir, tmp_path):
+    """A response that says nothing is a real answer with a (low) score: it is trained on, its
+    prompt holding the response header with nothing under it. The file starts with a BOM."""
+    rows = small_records(12)
+    for i in (2, 7):
+        rows[i] = {**rows[i], "response": "" if i == 2 else "  ", "score": 1}
+    path = tmp_path / "with-empty.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + write_jsonl(tmp_path / "plain.jsonl", rows).read_bytes())
+    d = make_dm(tiny_llama_dir, path, val_data=write_jsonl(tmp_path / "val.jsonl", small_records(3)),
+                rubric_dropout=0.0, reference_dropout=0.0)
+    train = d.sets["train"]
+    assert len(train) == 12 and sorted(train.table["response"]).count("") == 1
+    empty = next(i for i in range(len(train)) if train.table[i]["response"] == "")
+    assert "###Response to evaluate:\n\n\n###" in train.encoder.text(train.record(empty))
+    batch = next(iter(d.train_dataloader()))
+    assert batch["input_ids"].shape[0] == 4
+
+
 # -- augmentation ----------------------------------------------------------------------------
 
 def _drops(dataset, indices, epochs):

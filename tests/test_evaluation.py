@@ -41,7 +41,9 @@ def test_length_baseline_absolute(tmp_path, vicuna_like):
     result = run(tmp_path, "--baseline", "length", "--benchmark", "vicuna", "--data", str(path))
     lengths = [len(("word " * (1 + (i * 7) % 11)).strip()) for i in range(12)]
     means = [sum(r["gpt4_score"]) / 3 for r in rows]
-    assert {"n", "pearson", "spearman", "kendall", "r2", "mae", "mse"} <= set(result)
+    # Characters against scores on 1-5: only the scale-free figures, and the output says so.
+    assert {"n", "pearson", "spearman", "kendall"} <= set(result) and not {"r2", "mae", "mse"} & set(result)
+    assert "scale-free" in result["scale"]
     assert result["n"] == 12 and result["invalid"] == 0
     assert result["pearson"] == pytest.approx(stats.pearsonr(lengths, means)[0], abs=1e-9)
     assert result["spearman"] == pytest.approx(stats.spearmanr(lengths, means)[0], abs=1e-6)
@@ -145,6 +147,52 @@ def test_judge_on_absolute_and_relative_sets(tmp_path, tiny_llama_dir, vicuna_li
                    "--device", "cpu", "--rubric-free", "--reference-free")
     assert relative["n"] == 4 and relative["ties"] == 2 and relative["rubric_free"] and relative["reference_free"]
     assert 0 <= relative["accuracy"] <= 1 and relative["n_with_ties"] == 6
+
+
+def autoj_with_empty_answers(path: Path) -> Path:
+    """24 Auto-J pairs: every fifth has an empty or blank second answer (the first is better);
+    row 19's second answer is a number and row 22's is missing (2 invalid rows)."""
+    rows = []
+    for i in range(24):
+        empty = i % 5 == 0
+        rows.append({"prompt": f"Question {i}?", "response 1": "a fair answer " * (1 + i % 3),
+                     "response 2": ("", " ", "\n")[i % 3] if empty else "another answer " * (1 + i % 2),
+                     "label": 0 if empty else i % 2})
+    rows[18]["response 2"] = 3
+    del rows[21]["response 2"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_pairs_with_an_empty_answer_are_counted_and_invalid_rows_name_the_whole_field(tmp_path, capsys):
+    """Empty answers are scored (length 0: the baseline gets those pairs right), never invalid;
+    each invalid row is one line naming the file, the row and the whole field, however long the
+    path (the terminal's width once broke ``field 'response 2'`` in two)."""
+    path = autoj_with_empty_answers(tmp_path / ("a-long-folder-name-" * 4) / "autoj_test.jsonl")
+    result = run(tmp_path, "--baseline", "length", "--benchmark", "autoj", "--data", str(path))
+    assert (result["n"], result["invalid"]) == (22, 2)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("invalid:")]
+    assert lines == [f"invalid: {path}, row 19, field 'response 2': must be text, got a number (3)",
+                     f"invalid: {path}, row 22, field 'response 2': is missing"]
+    predictions = tmp_path / "pairs.jsonl"
+    run(tmp_path, "--baseline", "length", "--benchmark", "autoj", "--data", str(path), "--predictions", str(predictions))
+    written = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert [w["score_b"] for w in written if w["row"] in (1, 6, 11, 16, 21)] == [0.0, 1.0, 1.0, 0.0, 1.0]
+
+
+def test_a_judge_grades_the_empty_answers(tmp_path, tiny_llama_dir):
+    from phudge_lightning.export.folder import export
+    from phudge_lightning.model.module import JudgeModule
+
+    folder = export(JudgeModule(backbone=str(tiny_llama_dir), head="classification"), tmp_path / "judge")
+    path = autoj_with_empty_answers(tmp_path / "autoj.jsonl")
+    predictions = tmp_path / "pairs.jsonl"
+    result = run(tmp_path, "--checkpoint", str(folder), "--benchmark", "autoj", "--data", str(path), "--device", "cpu",
+                 "--predictions", str(predictions))
+    assert (result["n"], result["invalid"], result["no_score"]) == (22, 2, 0)
+    written = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert all(1 <= w["score_b"] <= 5 for w in written if w["row"] in (1, 6, 11, 16, 21))
 
 
 def test_no_valid_rows_or_no_checkpoint_is_an_error(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from phudge_lightning.grade.resumable import REJECTS_SUFFIX, grade_file, main, trim_partial_line
+from phudge_lightning.grade.resumable import REJECTS_SUFFIX, count_lines, grade_file, main, trim_partial_line
 from phudge_lightning.judge import Grade
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def test_outputs_in_order_with_rejects(tmp_path):
     assert by_line[5]["field"] == "response" and "line 5, field 'response'" in by_line[5]["error"]
     assert by_line[7]["field"] == "rubric" and by_line[14]["field"] is None and "malformed JSON" in by_line[14]["error"]
     assert by_line[5]["text"] == lines[4]
-    assert reported == [r["error"] for r in rej]
+    assert reported == [f"{source}, {r['error']}" for r in rej]  # the console names the file too
 
 
 def test_input_score_is_replaced_not_validated(tmp_path):
@@ -112,6 +112,37 @@ def test_probabilities_and_missing_scores_are_written(tmp_path):
     out, _ = outcomes(tmp_path / "out.jsonl")
     assert out[0] == {"instruction": "I", "response": "a", "score": None, "feedback": "no result"}
     assert out[1]["probabilities"] == [0.1, 0.8, 0.1, 0.0, 0.0]
+
+
+def test_empty_answers_are_graded_and_wrong_types_rejected_naming_the_whole_field(tmp_path):
+    rows = [{"id": 1, "instruction": "I", "response": ""}, {"id": 2, "instruction": "I", "response": " \n"},
+            {"id": 3, "instruction": "I", "response": 42}, {"id": 4, "instruction": "I", "response": None},
+            {"id": 5, "instruction": "I", "response": ["a", "list"]}, {"id": 6, "instruction": "I"},
+            {"id": 7, "instruction": "  ", "response": "r"}]
+    source = write_input(tmp_path / "in.jsonl", [json.dumps(r) for r in rows])
+    judge, reported = FakeJudge(), []
+    summary = grade_file(judge, source, tmp_path / "out.jsonl", batch_size=3, report=reported.append)
+    out, rej = outcomes(tmp_path / "out.jsonl")
+    assert (summary.graded, summary.rejected) == (2, 5) and judge.graded == ["", " \n"]
+    assert [(row["id"], row["response"], row["score"]) for row in out] == [(1, "", 1.0), (2, " \n", 3.0)]
+    assert [r["error"] for r in rej] == [
+        "line 3, field 'response': must be text, got a number (42)",
+        "line 4, field 'response': must be text, got null",
+        "line 5, field 'response': must be text, got a list (['a', 'list'])",
+        "line 6, field 'response': is missing",
+        "line 7, field 'instruction': is blank ('  ')"]
+    assert reported[0] == f"{source}, line 3, field 'response': must be text, got a number (42)"
+
+
+def test_a_file_with_a_byte_order_mark_is_graded(tmp_path):
+    """A JSON-lines file saved by a Windows editor or a spreadsheet starts with a UTF-8 BOM."""
+    rows = [{"id": 1, "instruction": "I", "response": "abc"}, {"id": 2, "instruction": "I", "response": "Olá"}]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+    summary = grade_file(FakeJudge(), source, tmp_path / "out.jsonl")
+    out, rej = outcomes(tmp_path / "out.jsonl")
+    assert rej == [] and summary.graded == 2 and [(row["id"], row["response"]) for row in out] == [(1, "abc"), (2, "Olá")]
+    assert count_lines(source) == 2
 
 
 def test_trim_partial_line(tmp_path):

@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 def test_prediction_rows():
     rows = prediction_rows({"index": torch.tensor([4, 1]), "score": torch.tensor([2.5, float("nan")]),
                             "probabilities": torch.tensor([[0.2] * 5, [0.1, 0.2, 0.3, 0.2, 0.2]]), "text": ["a", "b"]})
-    assert rows[0] == {"index": 4, "score": 2.5, "probabilities": [0.2] * 5, "feedback": "a"}
-    assert rows[1]["score"] is None and rows[1]["index"] == 1
+    assert rows[0] == {"index": 4, "score": 2.5, "probabilities": [0.2] * 5, "confidence": 0.2, "feedback": "a"}
+    assert rows[1] == {"index": 1, "score": None, "probabilities": [0.1, 0.2, 0.3, 0.2, 0.2], "confidence": 0.3,
+                       "feedback": "b"}  # score null, never left out
 
 
 def test_merge_in_index_order_first_copy_wins(tmp_path):
@@ -49,7 +50,9 @@ def trained(tiny_llama_dir, small_records_file, tmp_path_factory):
 def predict_input(path: Path, n: int = 11) -> Path:
     rows = [{"id": f"p{i}", "instruction": f"Question {i}?", "response": "word " * (1 + (i * 5) % 9)} for i in range(n)]
     rows[3]["rubric"] = "Is it right?"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows[5]["response"], rows[8]["response"] = "", " \n"  # empty answers: predicted like any other
+    # Saved by a Windows editor: a byte-order mark first, which is not data.
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
     return path
 
 
@@ -57,11 +60,12 @@ def check_predictions(output: Path, source: Path, ckpt: Path) -> list[dict]:
     from phudge_lightning.judge import Judge
 
     rows = [json.loads(line) for line in (output / MERGED).read_text().splitlines()]
-    inputs = [json.loads(line) for line in source.read_text().splitlines()]
+    inputs = [json.loads(line) for line in source.read_text(encoding="utf-8-sig").splitlines()]
     assert [r["index"] for r in rows] == list(range(len(inputs)))
     assert [r["id"] for r in rows] == [x["id"] for x in inputs]  # input order, with the row's own fields
     assert rows[3]["rubric"] == "Is it right?"
-    assert all(len(r["probabilities"]) == 5 for r in rows)
+    assert all(len(r["probabilities"]) == 5 and r["confidence"] == max(r["probabilities"]) for r in rows)
+    assert (rows[5]["response"], rows[8]["response"]) == ("", " \n")
     expected = Judge.load(ckpt, device="cpu").grade_many(inputs)
     assert [r["score"] for r in rows] == pytest.approx([g.score for g in expected], abs=1e-4)
     return rows

@@ -60,7 +60,7 @@ rubric_object = st.fixed_dictionaries({"criteria": one_line, **{k: one_line for 
 @st.composite
 def records(draw, text=field_text) -> Record:
     return Record(
-        instruction=draw(text), response=draw(text),
+        instruction=draw(text), response=draw(st.one_of(text, st.just(""))),
         rubric=draw(st.one_of(st.none(), text, rubric_object)),
         reference_answer=draw(st.one_of(st.none(), text)), context=draw(st.one_of(st.none(), text)),
     )
@@ -84,7 +84,9 @@ def test_parse_prompt_takes_any_text(text):
     parsed = prometheus.parse_prompt(text)
     assert set(parsed) == {"instruction", "response", "context", "reference_answer", "rubric"}
     for name, value in parsed.items():
-        assert value is None or (isinstance(value, str) and value.strip()) or (name == "rubric" and isinstance(value, dict))
+        # Sections absent or empty are None, but for the response: its header alone is the answer "".
+        assert value is None or (isinstance(value, str) and value.strip()) or (name == "rubric" and isinstance(value, dict)) \
+            or (name == "response" and value == "")
 
 
 @FAST
@@ -299,7 +301,7 @@ blank = st.sampled_from(["", " ", "\n\t", "  \n"])
 # field -> bad values, and the name the error gives
 BAD = {
     "instruction": st.one_of(st.none(), blank, not_text),
-    "response": st.one_of(st.none(), blank, not_text),
+    "response": st.one_of(st.none(), not_text),  # a blank response is an answer: see below
     "score": st.one_of(st.none(), st.floats().filter(lambda x: not (1 <= x <= 5)), st.booleans(), st.text(max_size=5),
                        st.integers().filter(lambda x: not 1 <= x <= 5)),
     "reference_answer": not_text,
@@ -319,6 +321,12 @@ def test_a_bad_field_is_named_in_the_error(field, data, source, row):
     error = caught.value
     assert error.field is not None and error.field.split("[")[0].split(".")[0] == field
     assert f"field '{error.field}'" in str(error) and f"row {row}" in str(error) and source in str(error)
+
+
+@FAST
+@given(blank)
+def test_a_blank_response_is_an_answer(response):
+    assert validate_record({**GOOD, "response": response}).response == response
 
 
 @FAST

@@ -38,24 +38,28 @@ def test_blank_optional_text_becomes_none():
 
 # (the row's changes, the field named, words of the message)
 BAD = [
-    ({"instruction": None}, "instruction", "missing"),
-    ({"response": ""}, "response", "missing or empty"),
-    ({"response": "   \n\t"}, "response", "blank"),
+    ({"instruction": None}, "instruction", "must be text, got null"),
+    ({"instruction": ""}, "instruction", "is empty"),
+    ({"instruction": "  \n"}, "instruction", "is blank ('  \\n')"),
+    ({"response": None}, "response", "must be text, got null"),
+    ({"response": 42}, "response", "must be text, got a number (42)"),
+    ({"response": ["a", "list"]}, "response", "must be text, got a list (['a', 'list'])"),
+    ({"response": {"text": "hi"}}, "response", "must be text, got an object ({'text': 'hi'})"),
     ({"score": 0}, "score", "from 1 to 5"),
     ({"score": 6}, "score", "from 1 to 5"),
     ({"score": 5.01}, "score", "from 1 to 5"),
-    ({"score": "abc"}, "score", "str"),
-    ({"score": True}, "score", "bool"),
+    ({"score": "abc"}, "score", "got text ('abc')"),
+    ({"score": True}, "score", "got a boolean (True)"),
     ({"score": float("nan")}, "score", "nan"),
     ({"score": float("inf")}, "score", "inf"),
-    ({"score": None}, "score", "missing"),
-    ({"response": True}, "response", "must be text, got bool"),
-    ({"instruction": 12}, "instruction", "must be text, got int"),
-    ({"reference_answer": False}, "reference_answer", "must be text, got bool"),
-    ({"rubric": 5}, "rubric", "text or an object, got int"),
-    ({"rubric": ["a", "b"]}, "rubric", "text or an object, got list"),
-    ({"rubric": {"criteria": "c"}}, "rubric.score1_description", "missing"),
-    ({"context": ["ok", 3]}, "context[1]", "must be text"),
+    ({"score": None}, "score", "is null"),
+    ({"response": True}, "response", "must be text, got a boolean (True)"),
+    ({"instruction": 12}, "instruction", "must be text, got a number (12)"),
+    ({"reference_answer": False}, "reference_answer", "must be text, got a boolean (False)"),
+    ({"rubric": 5}, "rubric", "text or an object, got a number (5)"),
+    ({"rubric": ["a", "b"]}, "rubric", "text or an object, got a list"),
+    ({"rubric": {"criteria": "c"}}, "rubric.score1_description", "is missing"),
+    ({"context": ["ok", 3]}, "context[1]", "must be text, got a number (3)"),
 ]
 
 
@@ -70,6 +74,43 @@ def test_bad_row_names_row_and_field(tmp_path, change, field, words):
     message = str(error)
     assert str(path) in message and "row 3" in message and f"field '{field}'" in message
     assert words.lower() in message.lower()
+
+
+@pytest.mark.parametrize("response", ["", " ", "\n\t  "])
+def test_an_empty_or_blank_response_is_an_answer(tmp_path, response):
+    """A model that answered nothing is graded (and trained on), not refused: kept as given."""
+    assert validate_record({**GOOD, "response": response}).response == response
+    path = _file(tmp_path, [json.dumps(GOOD), json.dumps({**GOOD, "response": response, "score": 1})])
+    records, errors = load_records(str(path))
+    assert errors == [] and [r.response for r in records] == ["Hi!", response]
+
+
+@pytest.mark.parametrize("field", ["instruction", "response"])
+def test_a_missing_field_is_named_and_said_missing(tmp_path, field):
+    row = {k: v for k, v in GOOD.items() if k != field}
+    path = _file(tmp_path, [json.dumps(GOOD), json.dumps(row)])
+    with pytest.raises(RecordError) as info:
+        load_records(str(path))
+    assert str(info.value) == f"{path}, row 2, field '{field}': is missing"
+
+
+def test_a_long_wrong_value_is_shown_cut_and_marked():
+    with pytest.raises(RecordError) as info:
+        validate_record({**GOOD, "response": list(range(100))}, source="f.jsonl", row=9)
+    message = str(info.value)
+    assert message.startswith("f.jsonl, row 9, field 'response': must be text, got a list ([0, 1, 2")
+    assert message.endswith("...)") and len(message) < 140
+
+
+@pytest.mark.parametrize("layout", ["lines", "array"])
+def test_a_file_with_a_byte_order_mark_loads(tmp_path, layout):
+    """Windows editors and spreadsheets start UTF-8 files with a BOM: it is not data."""
+    rows = [GOOD, {**GOOD, "response": "Olá!", "score": 5}]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) if layout == "lines" else json.dumps(rows)
+    path = tmp_path / ("rows.jsonl" if layout == "lines" else "rows.json")
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    records, errors = load_records(str(path))
+    assert errors == [] and [(r.response, r.score) for r in records] == [("Hi!", 4.0), ("Olá!", 5.0)]
 
 
 def test_validate_record_not_an_object():
@@ -109,7 +150,7 @@ def test_json_array_rows_are_numbered_by_position(tmp_path):
 
 def test_skip_invalid_skips_and_counts(tmp_path):
     rows = [json.dumps(r) for r in small_records(10)]
-    bad = {2: {**GOOD, "score": 0}, 5: {**GOOD, "response": " "}, 7: {**GOOD, "score": True}}
+    bad = {2: {**GOOD, "score": 0}, 5: {**GOOD, "response": 3}, 7: {**GOOD, "score": True}}
     for i, row in bad.items():
         rows[i] = json.dumps(row)
     rows.insert(9, "{not json")

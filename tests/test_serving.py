@@ -170,13 +170,25 @@ def test_compare_grades_each_response_alone(server):
     assert status == 200 and wide["winner"] == "tie"
 
 
+@pytest.mark.slow
+def test_empty_and_blank_responses_are_graded(server):
+    """An empty answer is an answer (the worst): graded, never refused."""
+    status, grades = request(server.url + "/grade", [{**RECORDS[0], "response": r} for r in ("", " ", "\n\t")])
+    assert status == 200, grades
+    assert all(1 <= g["score"] <= 5 and g["id"] == "a" and len(g["probabilities"]) == 5 for g in grades)
+    status, result = request(server.url + "/compare", {"instruction": "What is 2+2?", "response_a": "4", "response_b": ""})
+    assert status == 200 and result["winner"] in ("A", "B", "tie"), result
+
+
 # -- bad requests ---------------------------------------------------------------------------------
 GOOD = {"instruction": "What is 2+2?", "response": "4"}
 PAIR = {"instruction": "What is 2+2?", "response_a": "4", "response_b": "5"}
 BAD = {
     "missing response": ("/grade", {"instruction": "x"}, 422, "response"),
     "mistyped instruction": ("/grade", {"instruction": 5, "response": "4"}, 422, "instruction"),
-    "blank response": ("/grade", {**GOOD, "response": "   "}, 422, "response"),
+    "blank instruction": ("/grade", {**GOOD, "instruction": "   "}, 422, "instruction"),
+    "null response": ("/grade", {**GOOD, "response": None}, 422, "response"),
+    "response as a list": ("/grade", {**GOOD, "response": ["4"]}, 422, "response"),
     "rubric lacks a score": ("/grade", {**GOOD, "rubric": {k: v for k, v in RUBRIC.items() if k != "score3_description"}},
                              422, "rubric.score3_description"),
     "rubric is a number": ("/grade", {**GOOD, "rubric": 3}, 422, "rubric"),
@@ -188,7 +200,7 @@ BAD = {
     "text too long": ("/grade", {**GOOD, "response": "x" * (MAX_TEXT_CHARS + 1)}, 422, "response"),
     "not an object": ("/grade", "grade this", 422, "body"),
     "compare lacks response_b": ("/compare", {k: v for k, v in PAIR.items() if k != "response_b"}, 422, "response_b"),
-    "compare blank response_a": ("/compare", {**PAIR, "response_a": "\n"}, 422, "response_a"),
+    "compare response_a as a number": ("/compare", {**PAIR, "response_a": 4}, 422, "response_a"),
     "negative tie margin": ("/compare", {**PAIR, "tie_margin": -1}, 422, "tie_margin"),
     "tie margin as text": ("/compare", {**PAIR, "tie_margin": "0.5"}, 422, "tie_margin"),
 }

@@ -17,7 +17,12 @@ every item under a named (``phudge rubrics``) or free-text rubric instead of its
 trained on another score range reads the benchmark's scores against that range.
 
 The length baseline grades a response by its length in characters (longer is better): the
-floor any judge must clear, since judges and raters alike tend to favour long answers.
+floor any judge must clear, since judges and raters alike tend to favour long answers. Its
+scores are characters, not points on 1-5, so for a baseline only the figures that do not depend
+on the scale are reported: Pearson, Spearman, Kendall and pair accuracy (invariant under any
+increasing linear map of the scores). ``r2``, ``mae`` and ``mse`` would compare characters with
+scores and are left out; ``scale`` in the output says so. An empty response is 0 characters:
+graded, the lowest score there is.
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ from phudge_lightning.rank.agreement import group_pairs, pair_scores, rank_group
 
 BASELINES = ("length",)
 # The table's order: the figures, then the counts behind them, then the settings.
+# Figures that compare a score with the label on the label's own scale: meaningless for a
+# baseline, whose scores are in another unit (characters).
+SCALE_DEPENDENT = ("r2", "mae", "mse")
+SCALE_FREE_NOTE = ("baseline scores are not on the 1-5 scale: only scale-free figures are reported "
+                   "(pearson, spearman, kendall, accuracy); r2, mae and mse are left out")
 HEADLINE = ("n", "pearson", "spearman", "kendall", "r2", "mae", "mse", "accuracy", "accuracy_with_ties",
             "n_with_ties", "ties", "predicted_ties", "no_score", "invalid", "dropped", "tie_margin",
             "ranking_agreement", "ranking_pairs", "rankings", "answers_ranked", "pair_grades",
@@ -88,6 +98,14 @@ def with_rubric(bench: Benchmark, rubric: str | dict) -> Benchmark:
     items = [dataclasses.replace(item, a=replace(item.a), b=replace(item.b)) if bench.kind != ABSOLUTE else replace(item)
              for item in bench.items]
     return dataclasses.replace(bench, items=items)
+
+
+def scale_free(result: dict) -> dict:
+    """``result`` without the figures that compare a score with its label on the label's scale
+    (r2, mae, mse), saying so under ``scale``: for a baseline, whose scores are in another unit."""
+    if result["kind"] != ABSOLUTE:  # pair accuracy depends only on which score is higher
+        return result
+    return {k: v for k, v in result.items() if k not in SCALE_DEPENDENT} | {"scale": SCALE_FREE_NOTE}
 
 
 def print_table(result: dict, console) -> None:
@@ -170,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     with score_scale(score_range):
         bench = load_benchmark(args.benchmark, args.data, rubric_free=args.rubric_free,
                                reference_free=args.reference_free, limit=args.limit)
-    for error in bench.invalid[:10]:
-        errors.print(f"invalid: {error}", markup=False, highlight=False)
+    for error in bench.invalid[:10]:  # soft_wrap: never broken inside a field's name
+        errors.print(f"invalid: {error}", markup=False, highlight=False, soft_wrap=True)
     if len(bench.invalid) > 10:
         errors.print(f"... and {len(bench.invalid) - 10} more invalid rows", markup=False)
     if not bench.items:
@@ -200,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         **({"rubric": args.rubric} if args.rubric is not None else {}),
         **({"score_range": list(score_range)} if tuple(score_range) != DEFAULT_SCORE_RANGE else {}),
     }
+    if args.baseline:
+        result = scale_free(result)
     print_table(result, console)
     if args.output:
         atomic_write_json(args.output, result)

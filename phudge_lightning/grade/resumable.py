@@ -4,11 +4,14 @@
 
 Each input line is a record: ``instruction``, ``response``, optional ``rubric`` (text or an
 object), ``reference_answer`` and ``context``; any other field (``id`` ...) is kept as it is.
-Each output line is that line's object plus ``score`` (null where the causal head wrote no
-``[RESULT]``), ``probabilities`` for the classification head, ``feedback`` for the causal head
-and ``truncated: true`` where the prompt was shortened to fit; an input field of one of those
-names is replaced. Blank lines are skipped. ``--rubric NAME`` (``phudge rubrics``) or
-``--rubric TEXT`` is the rubric of the rows that have none of their own.
+Each output line is that line's object plus the grade's fields, the same as ``POST /grade``
+answers (``phudge_lightning.grades``): ``score`` (always; null where the causal head wrote no
+``[RESULT]``), ``probabilities`` and ``confidence`` for the classification head, ``feedback``
+for the causal head and ``truncated: true`` where the prompt was shortened to fit; an input
+field of one of those names is replaced. An empty or blank ``response`` is graded (it is an
+answer); blank lines are skipped, and a UTF-8 byte-order mark before the first line is read
+past. ``--rubric NAME`` (``phudge rubrics``) or ``--rubric TEXT`` is the rubric of the rows that
+have none of their own.
 
 A bad line (malformed JSON, a missing or wrong field) does not stop the run: it is reported
 with its line number and written to the rejects file (default: the output path plus
@@ -27,6 +30,7 @@ rejects are lost, so the count n always names the right lines.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import json
 import os
@@ -37,10 +41,10 @@ from typing import Callable, Iterable, Iterator
 
 from datamodules.records import RecordError, validate_record
 from datamodules.rubrics import resolve_rubric
+from phudge_lightning.grades import GRADE_FIELDS, graded
 from phudge_lightning.judge_options import add_judge_arguments, judge_options, rubric_option
 
 REJECTS_SUFFIX = ".rejects.jsonl"
-JUDGE_FIELDS = ("score", "probabilities", "feedback", "truncated")
 
 
 @dataclass
@@ -102,7 +106,7 @@ def parse_line(text: bytes, source: str, line_no: int):
     """(the line's object, its validated record); ``RecordError`` names the line and the field."""
     raw = read_line(text, source, line_no)
     # The judge's own output fields are replaced, so a stale or bad one must not reject the line.
-    given = {k: v for k, v in raw.items() if k not in JUDGE_FIELDS} if isinstance(raw, dict) else raw
+    given = {k: v for k, v in raw.items() if k not in GRADE_FIELDS} if isinstance(raw, dict) else raw
     return raw, validate_record(given, source=source, row=line_no, require_score=False)
 
 
@@ -110,17 +114,6 @@ def reject_entry(line_no: int, text: bytes, error: RecordError) -> dict:
     where = f"line {line_no}" + (f", field '{error.field}'" if error.field else "")
     return {"line": line_no, "field": error.field, "error": f"{where}: {error.message}",
             "text": text.decode("utf-8", errors="replace").rstrip("\r\n")}
-
-
-def graded_entry(raw: dict, grade) -> dict:
-    out = {k: v for k, v in raw.items() if k not in JUDGE_FIELDS} | {"score": grade.score}
-    if grade.probabilities is not None:
-        out["probabilities"] = grade.probabilities
-    if grade.feedback is not None:
-        out["feedback"] = grade.feedback
-    if grade.truncated:
-        out["truncated"] = True
-    return out
 
 
 def _append(f, entries: list[dict]) -> None:
@@ -133,7 +126,7 @@ def _append(f, entries: list[dict]) -> None:
 def count_lines(path: Path) -> int:
     """Non-blank lines: the progress bar's total."""
     with path.open("rb") as f:
-        return sum(1 for line in f if line.strip())
+        return sum(1 for i, line in enumerate(f) if line.removeprefix(codecs.BOM_UTF8 if i == 0 else b"").strip())
 
 
 def pending_lines(path: Path, rejected: set[int], graded: int,
@@ -142,6 +135,8 @@ def pending_lines(path: Path, rejected: set[int], graded: int,
     skip = graded
     with path.open("rb") as f:
         for line_no, text in enumerate(f, 1):
+            if line_no == 1:  # a byte-order mark (Windows editors, spreadsheets) is not data
+                text = text.removeprefix(codecs.BOM_UTF8)
             if not text.strip():
                 continue
             if line_no in rejected:
@@ -207,7 +202,7 @@ def process_file(input_path: str | Path, output_path: str | Path, rejects_path: 
                 rejects = rejects or stack.enter_context(rejects_path.open("ab"))
                 _append(rejects, bad)
                 for entry in bad:
-                    report(entry["error"])
+                    report(f"{source}, {entry['error']}")
             if good:
                 _append(out, run(good))
             summary.graded += len(good)
@@ -236,7 +231,7 @@ def grade_file(judge, input_path: str | Path, output_path: str | Path, rejects_p
 
     def run(good: list) -> list[dict]:
         grades = judge.grade_many([record for _, record in good], batch_size=batch_size)
-        return [graded_entry(raw, grade) for (raw, _), grade in zip(good, grades)]
+        return [graded(raw, grade) for (raw, _), grade in zip(good, grades)]
 
     return process_file(input_path, output_path, rejects_path, parse=parse, run=run, batch_size=batch_size,
                         advance=advance, report=report)
@@ -251,11 +246,14 @@ def run_with_progress(verb: str, input_path: Path, output_path: Path, rejects_pa
     columns = (TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(verb, total=count_lines(input_path))
+        # soft_wrap: a line is never broken, so a field's name is never cut in two.
         summary = work(lambda n: progress.advance(task, n),
-                       lambda message: progress.console.print(f"rejected {message}", markup=False, highlight=False))
+                       lambda message: progress.console.print(f"rejected {message}", markup=False, highlight=False,
+                                                              soft_wrap=True))
     rejects = f" (rejects: {rejects_path})" if rejects_path.exists() and rejects_path.stat().st_size else ""
     console.print(f"{'graded' if verb == 'grading' else 'ranked'} {summary.graded}, rejected {summary.rejected}, "
-                  f"done before {summary.already_done}: {output_path}{rejects}", markup=False, highlight=False)
+                  f"done before {summary.already_done}: {output_path}{rejects}", markup=False, highlight=False,
+                  soft_wrap=True)
     return 0
 
 

@@ -7,9 +7,11 @@ Every rank appends its batches to ``shard-<rank>-of-<world>.jsonl`` as they come
 lines, flushed), so a run over many devices and nodes holds little in memory and a crash keeps
 what was done. At the end, rank 0 merges the shards into ``predictions.jsonl``, one line per
 row of ``data.predict_data`` in input order: ``index`` (the row's position among the valid
-rows), ``score`` (null where the causal head wrote no ``[RESULT]``), ``probabilities`` for
-the classification head, ``feedback`` for the causal head, and, with ``include_inputs``, the
-row's own fields. The length-grouped sampler repeats a few batches so that every rank takes
+rows), then the grade's fields as ``phudge grade`` and ``POST /grade`` write them
+(``phudge_lightning.grades``): ``score`` (null where the causal head wrote no ``[RESULT]``),
+``probabilities`` and ``confidence`` for the classification head, ``feedback`` for the causal
+head; with ``include_inputs``, the row's own fields come first (one named like a grade field
+is replaced). The length-grouped sampler repeats a few batches so that every rank takes
 the same number of steps; the merge keeps the first copy of each row. Over several nodes,
 ``output_dir`` must be on a filesystem they all share, for rank 0 to read every shard.
 """
@@ -17,13 +19,13 @@ the same number of steps; the merge keeps the first copy of each row. Over sever
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from phudge_lightning.grades import graded, grades_from_outputs
 from phudge_lightning.io import atomic_path
 
 MERGED = "predictions.jsonl"
@@ -34,17 +36,10 @@ def shard_name(rank: int, world_size: int) -> str:
 
 
 def prediction_rows(prediction: dict) -> list[dict]:
-    """``predict_step``'s batch output as one dict per row (NaN scores as None)."""
-    rows = []
-    for i, index in enumerate(prediction["index"].tolist()):
-        score = float(prediction["score"][i])
-        row = {"index": index, "score": score if math.isfinite(score) else None}
-        if "probabilities" in prediction:
-            row["probabilities"] = [round(float(p), 6) for p in prediction["probabilities"][i]]
-        if "text" in prediction:
-            row["feedback"] = prediction["text"][i]
-        rows.append(row)
-    return rows
+    """``predict_step``'s batch output as one row per record: ``index``, then the grade's fields
+    as every writer gives them (``phudge_lightning.grades``)."""
+    return [{"index": index, **grade.to_dict()}
+            for index, grade in zip(prediction["index"].tolist(), grades_from_outputs(prediction))]
 
 
 def merge_shards(shards: list[Path], output: Path, expected: int | None = None, inputs: list[dict] | None = None) -> int:
@@ -63,7 +58,7 @@ def merge_shards(shards: list[Path], output: Path, expected: int | None = None, 
         raise RuntimeError(f"the shards lack {len(missing)} of {expected} rows, e.g. {missing[:5]}")
     with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8") as f:
         for i in range(expected):
-            row = {**inputs[i], **rows[i]} if inputs is not None else rows[i]
+            row = graded(inputs[i], rows[i]) if inputs is not None else rows[i]
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())

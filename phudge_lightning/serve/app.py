@@ -9,7 +9,9 @@ Endpoints:
 - ``POST /grade``: one record or a list of them, in the schema of ``phudge grade``
   (``instruction``, ``response``, optional ``rubric`` as text or object, ``reference_answer``,
   ``context``; other fields, such as ``id``, are echoed back); answers one grade or a list, in
-  order: ``score``, and for the classification head ``probabilities`` and ``confidence``;
+  order: the fields of ``phudge grade``'s lines (``phudge_lightning.grades``): ``score``
+  (always; null when a causal judge gave none), and for the classification head
+  ``probabilities`` and ``confidence``. An empty or blank ``response`` is graded;
 - ``POST /compare``: ``instruction``, ``response_a``, ``response_b``, optional ``rubric``,
   ``reference_answer``, ``context`` and ``tie_margin``; answers ``winner`` ("A", "B" or
   "tie"), ``score_a``, ``score_b`` and ``margin`` (each response is graded alone, as in
@@ -26,10 +28,10 @@ Requests that arrive together are graded in one forward pass: a batcher collects
 grades them in a worker thread while the event loop keeps accepting requests. Records of
 ``/grade`` and ``/compare`` share the batches. ``--max-batch-size 1`` turns batching off.
 
-Bad requests get a 4xx answer naming the field: 422 for a missing, mistyped, blank or too long
-field (``detail`` lists ``field`` and ``msg``; ``message`` says it in one line), 400 for
-malformed JSON, 413 for a body over ``--max-body-bytes``, 415 for a body not sent as
-``application/json``. SIGTERM (or Ctrl-C) stops accepting connections, finishes the requests in
+Bad requests get a 4xx answer naming the field: 422 for a missing, mistyped or too long field,
+or a blank instruction or rubric (``detail`` lists ``field`` and ``msg``; ``message`` says it in
+one line; a blank response is an answer and is graded), 400 for malformed JSON, 413 for a body
+over ``--max-body-bytes``, 415 for a body not sent as ``application/json``. SIGTERM (or Ctrl-C) stops accepting connections, finishes the requests in
 flight, then exits with status 0.
 
 Built on FastAPI and uvicorn with a small asyncio batcher rather than LitServe (0.2.19), which
@@ -58,6 +60,7 @@ from typing import Union
 from datamodules.records import DEFAULT_SCORE_RANGE
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from phudge_lightning.grades import graded
 from phudge_lightning.judge_options import add_judge_arguments, judge_options
 from phudge_lightning.serve.batcher import Batcher
 from phudge_lightning.serve.errors import (
@@ -70,7 +73,6 @@ from phudge_lightning.serve.errors import (
 from phudge_lightning.serve.limits import BodyLimit
 from phudge_lightning.serve.schemas import (
     ERRORS,
-    GRADE_FIELDS,
     MAX_BODY_BYTES,
     AsciiJSON,
     CompareRequest,
@@ -109,7 +111,9 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, server_error)
 
-    @app.post("/grade", response_model=Union[GradeResult, list[GradeResult]], response_model_exclude_none=True, responses=ERRORS)
+    # exclude_unset, not exclude_none: ``score`` is always there, null when the judge gave none.
+    @app.post("/grade", response_model=Union[GradeResult, list[GradeResult]], response_model_exclude_unset=True,
+              responses=ERRORS)
     async def grade(body: GradeBody):
         """Grade one record (answers one grade) or a list (answers a list, in order)."""
         many = isinstance(body, list)
@@ -117,11 +121,10 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
         records = [request_record(item.model_dump(), (i,) if many else (), score_range=score_range)
                    for i, item in enumerate(items)]
         grades = await batcher.grade(records)
-        results = [{**{k: v for k, v in r.extra.items() if k not in GRADE_FIELDS}, **g.to_dict()}
-                   for r, g in zip(records, grades)]
+        results = [graded(r.extra, g) for r, g in zip(records, grades)]
         return results if many else results[0]
 
-    @app.post("/compare", response_model=CompareResult, response_model_exclude_none=True, responses=ERRORS)
+    @app.post("/compare", response_model=CompareResult, response_model_exclude_unset=True, responses=ERRORS)
     async def compare(body: CompareRequest):
         """Which response is better: each is graded alone, then the scores are compared."""
         from phudge_lightning.judge import compare_grades

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import typing
+from dataclasses import MISSING, fields
 from typing import Annotated, Literal, Union
 
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 from pydantic_core import PydanticCustomError
+
+from phudge_lightning.grades import Grade
 
 # Limits of one request. Text beyond the judge's token budget is cut anyway; these bound the
 # tokenizer's work and the memory a request can ask for.
 MAX_TEXT_CHARS = 32_768
 MAX_RECORDS = 64
 MAX_BODY_BYTES = 1 << 20
-# The grade's own fields: an echoed field of the same name would be overwritten, so it is dropped.
-GRADE_FIELDS = ("score", "probabilities", "confidence", "feedback", "truncated")
 
 
 # -- request and response schemas ----------------------------------------------------------------
@@ -35,7 +37,8 @@ def _not_blank(value: str) -> str:
 
 
 # The schema says what the checks do (pattern: something other than whitespace), so that a
-# client generated from /openapi.json, or a fuzzer, knows which texts are valid.
+# client generated from /openapi.json, or a fuzzer, knows which texts are valid. A response is
+# plain ``Text``: an empty or blank answer is graded, not refused.
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_unicode)]
 Required = Annotated[Text, Field(json_schema_extra={"pattern": r"\S"}), AfterValidator(_not_blank)]
 # A grader's score: checked against the judge's own score range by the server (a 422 naming it).
@@ -82,7 +85,7 @@ class GradeRequest(BaseModel):
         {"id": "q1", "instruction": "What is 2+2?", "response": "4", "reference_answer": "2 + 2 = 4"}]})
 
     instruction: Required
-    response: Required
+    response: Text
     rubric: RubricField | None = None
     reference_answer: Text | None = None
     context: ContextField | None = None
@@ -94,8 +97,8 @@ class CompareRequest(BaseModel):
     """Two responses to one instruction; ``tie_margin``: a score gap up to it is a tie."""
 
     instruction: Required
-    response_a: Required
-    response_b: Required
+    response_a: Text
+    response_b: Text
     rubric: RubricField | None = None
     reference_answer: Text | None = None
     context: ContextField | None = None
@@ -107,12 +110,12 @@ class RankItem(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    response: Required  # the same check as GradeRequest.response: an answer is an answer wherever it is given
+    response: Text  # the same check as GradeRequest.response: an answer is an answer wherever it is given
     id: str | int | None = None
 
 
 AnswerField = Annotated[
-    Union[Annotated[Required, Tag("text")], Annotated[RankItem, Tag("object")]],
+    Union[Annotated[Text, Tag("text")], Annotated[RankItem, Tag("object")]],
     Discriminator(_json_type, custom_error_type="answer_type",
                   custom_error_message="must be text or an object with response (and an optional id)"),
 ]
@@ -139,18 +142,20 @@ GradeBody = Annotated[
 ]
 
 
-class GradeResult(BaseModel):
-    """``score`` on the judge's score range, 1..5 by default (null when a causal judge gave none); the classification head adds the
-    probability of each score and ``confidence``, the causal head its ``feedback``. The
-    request's extra fields come back beside them."""
+def _grade_result() -> type[BaseModel]:
+    """The answer's schema, made from ``Grade``'s fields (so the server cannot drift from the
+    API), open to the request's extra fields."""
+    hints = typing.get_type_hints(Grade)
+    return create_model(
+        "GradeResult", __config__=ConfigDict(extra="allow"), __doc__=(
+            "``score`` on the judge's score range, 1..5 by default, always there (null when a causal judge gave "
+            "none); the classification head adds the probability of each score and ``confidence``, the causal head "
+            "its ``feedback``; ``truncated`` is true when the prompt was shortened. The request's extra fields "
+            "come back beside them."),
+        **{f.name: (hints[f.name], ... if f.default is MISSING else f.default) for f in fields(Grade)})
 
-    model_config = ConfigDict(extra="allow")
 
-    score: float | None
-    probabilities: list[float] | None = None
-    confidence: float | None = None
-    feedback: str | None = None
-    truncated: bool | None = None
+GradeResult = _grade_result()
 
 
 class CompareResult(BaseModel):
@@ -220,7 +225,7 @@ ERRORS = {
     400: {"model": ErrorBody, "description": "malformed JSON"},
     413: {"model": ErrorBody, "description": f"request body over the limit (default {MAX_BODY_BYTES} bytes)"},
     415: {"model": ErrorBody, "description": "the body is not sent as application/json"},
-    422: {"model": ErrorBody, "description": "a missing, mistyped, blank or too long field, named in `detail`"},
+    422: {"model": ErrorBody, "description": "a missing, mistyped, too long or (instruction, rubric) blank field, named in `detail`"},
     500: {"model": ErrorBody, "description": "the judge failed on this batch"},
 }
 
