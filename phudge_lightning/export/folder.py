@@ -41,7 +41,7 @@ def load_export(folder: str | Path, map_location: str = "cpu"):
     folder = Path(folder)
     if not (folder / CONFIG).exists():
         raise FileNotFoundError(f"{folder} is not an exported judge: no {CONFIG}")
-    config = json.loads((folder / CONFIG).read_text())
+    config = json.loads((folder / CONFIG).read_text(encoding="utf-8-sig"))
     module = JudgeModule(**config["hparams"])
     state = load_file(str(folder / WEIGHTS), device=map_location)
     missing = sorted(set(module.trained_state_dict()) - set(state))
