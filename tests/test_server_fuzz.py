@@ -186,7 +186,8 @@ WRONG_TYPES = [{**GOOD, "instruction": value} for value in (1, 1.5, True, None, 
     {**GOOD, "rubric": value} for value in (1, True, [], ["a"], {"criteria": 1}, {"criteria": "c"})] + [
     {**GOOD, "context": value} for value in (1, {"a": 1}, [1], [None], [[]], ["a", {}])] + [
     {**GOOD, "score": value} for value in ("5", 0, 6, True, [], 5.5, -1)] + [
-    [], [GOOD] * 65, [GOOD, 1], [GOOD, {}], {**GOOD, "response": "   "}, {**GOOD, "response": "x" * 40_000}]
+    [], [GOOD] * 65, [GOOD, 1], [GOOD, {}], {**GOOD, "instruction": "   "}, {**GOOD, "response": None},
+    {**GOOD, "response": 4}, {**GOOD, "response": "x" * 40_000}]
 
 
 def test_wrong_types_and_shapes_get_4xx(served):
