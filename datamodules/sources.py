@@ -127,7 +127,8 @@ def prometheus_score(row: dict, source: str, row_no):
 def from_prometheus(row: dict, *, source: str, row_no, require_score: bool = True, field: str = "instruction") -> Record:
     text = row.get(field)
     if not isinstance(text, str):
-        raise RecordError(source, row_no, field, "is missing" if field not in row else f"must be a formatted Prometheus prompt, got {found(text)}")
+        raise RecordError(source, row_no, field, "is missing" if field not in row
+                          else f"must be a formatted Prometheus prompt, got {found(text)}")
     raw = {k: v for k, v in parse_prompt(text).items() if v is not None}  # an absent section is missing, not null
     raw["score"] = prometheus_score(row, source, row_no)
     feedback = row.get("gpt4_feedback")

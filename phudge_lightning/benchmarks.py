@@ -224,7 +224,8 @@ def judgelm(row, source: str, row_no) -> Pair:
         reference = reference.get("text", reference.get("answer"))
     shared = {"instruction": row.get("question_body", MISSING), "reference_answer": reference}
     extra = {k: v for k, v in row.items() if k in ("question_id", "answer1_model_id", "answer2_model_id")}
-    return two_responses(shared, row.get("answer1_body", MISSING), row.get("answer2_body", MISSING), ("answer1_body", "answer2_body"),
+    return two_responses(shared, row.get("answer1_body", MISSING), row.get("answer2_body", MISSING),
+                         ("answer1_body", "answer2_body"),
                          "A" if s1 > s2 else "B" if s2 > s1 else "tie", source, row_no, extra,
                          {"instruction": "question_body", "reference_answer": "reference"})
 
@@ -264,7 +265,8 @@ def autoj(row, source: str, row_no) -> Pair:
     if isinstance(label, bool) or label not in AUTOJ_LABELS:
         raise RecordError(source, row_no, "label", f"must be 0, 1 or 2, got {label!r:.40}")
     extra = {"scenario": row["scenario"]} if "scenario" in row else {}
-    return two_responses({"instruction": row.get("prompt", MISSING)}, row.get("response 1", MISSING), row.get("response 2", MISSING),
+    return two_responses({"instruction": row.get("prompt", MISSING)}, row.get("response 1", MISSING),
+                         row.get("response 2", MISSING),
                          ("response 1", "response 2"), AUTOJ_LABELS[label], source, row_no, extra,
                          {"instruction": "prompt"})
 

@@ -41,7 +41,8 @@ PROBABILITY_DIGITS = 6
 def graded(row: dict, grade: Grade | dict) -> dict:
     """``row``'s own fields, less those named like a grade field, then the grade's
     (``grade.to_dict()``, or a dict already made of it, such as a prediction row)."""
-    return {k: v for k, v in row.items() if k not in GRADE_FIELDS} | (grade if isinstance(grade, dict) else grade.to_dict())
+    fields = grade if isinstance(grade, dict) else grade.to_dict()
+    return {k: v for k, v in row.items() if k not in GRADE_FIELDS} | fields
 
 
 def grades_from_outputs(out: dict, truncated: Sequence[bool] | None = None) -> list[Grade]:
