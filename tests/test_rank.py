@@ -245,7 +245,7 @@ def test_post_rank(server):
 
 @pytest.mark.parametrize("body, field", [
     ({"instruction": "q", "responses": []}, "responses"),
-    ({"instruction": "q", "responses": ["a", "  "]}, "responses[1]"),
+    ({"instruction": "q", "responses": ["a", 5]}, "responses[1]"),  # a number; a blank answer is an answer
     ({"instruction": "q", "responses": ["a", {"id": "x"}]}, "responses[1].response"),
     ({"instruction": "q", "responses": ["a"], "rubric": "helpfullness"}, "rubric"),
 ])

@@ -96,7 +96,7 @@ def validate_rank_row(raw: Any, *, source: str = "<rank>", row: int | str = "?")
     if not isinstance(responses, list) or not responses:
         got = "nothing" if responses is None else type(responses).__name__ if not isinstance(responses, list) else "an empty list"
         raise RecordError(source, row, "responses", f"must be a non-empty list of answers (texts or objects), got {got}")
-    shared = {k: raw.get(k) for k in SHARED}
+    shared = {k: raw[k] for k in SHARED if k in raw}  # an absent field is missing, not null
     records, items = [], []
     for i, item in enumerate(responses):
         is_object = isinstance(item, dict)
