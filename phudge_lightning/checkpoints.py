@@ -109,11 +109,12 @@ def _read_deepspeed(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def saved_weight_names(path: str | Path) -> set[str]:
-    """The names of the weights a DeepSpeed checkpoint folder holds (for checks after DeepSpeed loaded it)."""
+def saved_weight_names(path: str | Path) -> set[str] | None:
+    """The names of the weights a DeepSpeed checkpoint folder holds (to check them after DeepSpeed
+    loaded it); None where the folder has no ``mp_rank_00`` model states (ZeRO-3) or is no folder."""
     states_file = deepspeed_states_file(Path(path))
     if states_file is None:
-        return set()
+        return None
     return set(torch.load(states_file, map_location="cpu", weights_only=True, mmap=True).get("module") or ())
 
 

@@ -183,6 +183,38 @@ def test_a_deepspeed_load_checks_the_trained_weights(in_fixture):
         module.check_trained_weights(names - {"head.proj.weight"}, "folder")
 
 
+def test_under_deepspeed_loading_is_not_strict_and_the_hook_checks_the_folder(in_fixture, tmp_path):
+    """Resuming ``train.yaml`` (exclude_frozen_parameters) from ``last.ckpt``: DeepSpeed's engine
+    loads the folder with ``load_module_strict=module.strict_loading``, which must be False as
+    the frozen weights are not in it; ``on_load_checkpoint`` then gets Lightning's state without
+    a ``state_dict`` and checks the folder held every trained weight."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    pytest.importorskip("deepspeed")
+    module = reference_module(in_fixture, "regression-exclude-frozen")
+    assert module.strict_loading  # no trainer: strict
+    folder = ckpt(in_fixture, "regression-exclude-frozen")
+    trainer = SimpleNamespace(strategy=DeepSpeedStrategy(stage=2), ckpt_path=str(folder), datamodule=None,
+                              state=SimpleNamespace(fn="fit"))
+    module._trainer = trainer
+    assert not module.strict_loading
+    client_state = {k: v for k, v in read_checkpoint(folder).items() if k != "state_dict"}
+    module.on_load_checkpoint(client_state)  # every trained weight is there
+    states = torch.load(folder / "checkpoint" / DEEPSPEED_STATES, map_location="cpu", weights_only=True)
+    del states["module"]["head.proj.weight"]  # a folder that lacks one
+    (tmp_path / "cut" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "cut" / "latest").write_text("checkpoint")
+    torch.save(states, tmp_path / "cut" / "checkpoint" / DEEPSPEED_STATES)
+    trainer.ckpt_path = str(tmp_path / "cut")
+    with pytest.raises(KeyError, match="lacks 1 trained weights"):
+        module.on_load_checkpoint(client_state)
+    module.strict_loading = True  # the user's word wins
+    assert module.strict_loading
+    module._trainer = None
+
+
 # -- every command, each of the three checkpoints ---------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("run", RUNS)

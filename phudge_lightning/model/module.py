@@ -277,7 +277,9 @@ class JudgeModule(L.LightningModule):
             if path is not None:
                 from phudge_lightning.checkpoints import saved_weight_names
 
-                self.check_trained_weights(saved_weight_names(path), path)
+                names = saved_weight_names(path)
+                if names is not None:
+                    self.check_trained_weights(names, path)
             return
         self.check_trained_weights(checkpoint["state_dict"], "checkpoint")
         # The checkpoint holds only the trained weights; the frozen rest was rebuilt from the
