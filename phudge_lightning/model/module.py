@@ -273,6 +273,7 @@ class JudgeModule(L.LightningModule):
         if "state_dict" not in checkpoint:
             # DeepSpeed's engine has loaded its own folder, non-strictly (see strict_loading):
             # check here that the trained weights were in it.
+            trainer = self._trainer
             path = trainer.ckpt_path if trainer is not None else None
             if path is not None:
                 from phudge_lightning.checkpoints import saved_weight_names
