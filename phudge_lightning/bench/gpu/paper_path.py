@@ -111,10 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     k = 3 if args.cpu else 9  # steps before the first checkpoint; the resumed run goes on to 2k
 
     def fit(name: str, steps: int, *extra: str) -> Path:
-        cli("fit", "--config", str(ROOT / "train.yaml"), *hardware, "--model.backbone", "tiny-phi3",
-            "--data.data", "demo", "--trainer.max_steps", str(steps), "--trainer.val_check_interval", str(k),
-            "--trainer.default_root_dir", name, "--trainer.logger.init_args.save_dir", name,
-            "--trainer.enable_progress_bar", "false", *extra)
+        from phudge_lightning.cli import lightning_cli
+
+        run = lightning_cli(["fit", "--config", str(ROOT / "train.yaml"), *hardware, "--model.backbone", "tiny-phi3",
+                             "--data.data", "demo", "--trainer.max_steps", str(steps), "--trainer.val_check_interval", str(k),
+                             "--trainer.default_root_dir", name, "--trainer.logger.init_args.save_dir", name,
+                             "--trainer.enable_progress_bar", "false", *extra])
+        # What the optimizer and the LR schedule counted: all the steps only if a resume restored them.
+        optimizer = run.trainer.optimizers[0]
+        inner = getattr(optimizer, "optimizer", optimizer)  # DeepSpeed's ZeRO optimizer wraps torch's AdamW
+        adam_steps = max(int(s["step"]) for s in inner.state.values() if "step" in s)
+        state[f"counts-{name}-{steps}"] = (adam_steps, run.trainer.lr_scheduler_configs[0].scheduler.last_epoch)
         return max((work / name).glob("*/version_*/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
 
     steps, state = Steps(), {}
@@ -142,12 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         a, b = read_checkpoint(whole), read_checkpoint(resumed)
         if (a["global_step"], b["global_step"]) != (2 * k, 2 * k):
             raise AssertionError(f"global steps {a['global_step']} and {b['global_step']}, not {2 * k}")
+        counts = state[f"counts-whole-{2 * k}"], state[f"counts-first-{2 * k}"]
+        if counts[0] != counts[1] or counts[1][0] != 2 * k:
+            raise AssertionError(f"(Adam steps, LR schedule steps): uninterrupted {counts[0]}, resumed {counts[1]}")
         loss = [float(next(v for k, v in c["callbacks"].items() if k.startswith("ModelCheckpoint"))["current_score"])
                 for c in (a, b)]
         steps.figures["val_loss_whole_resumed"] = loss
         if abs(loss[0] - loss[1]) > 0.02 * abs(loss[0]):
             raise AssertionError(f"val/loss at step {2 * k}: uninterrupted {loss[0]:.4f}, resumed {loss[1]:.4f}")
-        return f"step {2 * k}, val/loss uninterrupted {loss[0]:.4f}, resumed {loss[1]:.4f}"
+        return (f"step {2 * k}, Adam and the LR schedule at step {counts[1][0]} and {counts[1][1]} as uninterrupted, "
+                f"val/loss uninterrupted {loss[0]:.4f}, resumed {loss[1]:.4f}")
 
     def step_validate():
         from phudge_lightning.cli import lightning_cli
