@@ -22,7 +22,7 @@ STEPS = ("speed bench", "fit", "resume from last.ckpt", "validate --ckpt_path", 
 def test_the_gpu_check_passes_every_step_on_cpu(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
     done = subprocess.run(["bash", "phudge_lightning/bench/gpu/check.sh", "--cpu"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=1800)
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr[-3000:] + (tmp_path / "paper_path.log").read_text()[-3000:]
     for step in STEPS:
