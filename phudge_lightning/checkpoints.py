@@ -8,7 +8,8 @@ looks like (for the error message), a test of the path, and a reader returning t
 as Lightning writes it (``state_dict`` with the trained weights at least, ``hyper_parameters``,
 ``prompt_settings``, and whatever else the kind holds: loops, callbacks ...).
 
-- ``lightning``: a file from ``phudge fit`` without DeepSpeed: a torch zip archive (``data.pkl``).
+- ``lightning``: a file from ``phudge fit`` without DeepSpeed (or from Lightning's
+  ``convert_zero_checkpoint_to_fp32_state_dict``): a torch zip archive (``data.pkl``).
 - ``deepspeed``: a folder from ``phudge fit`` under ``DeepSpeedStrategy`` (ZeRO 1 or 2): ``latest``
   names a tag folder (or the path is that folder) holding ``mp_rank_00_model_states.pt``, a plain
   torch file with the module's weights under ``module`` (bf16 under bf16-mixed: the weights the
@@ -33,6 +34,7 @@ import torch
 from lightning.fabric.plugins import CheckpointIO, TorchCheckpointIO
 
 from phudge_lightning.export.folder import CONFIG as EXPORT_CONFIG, WEIGHTS as EXPORT_WEIGHTS
+
 DEEPSPEED_STATES = "mp_rank_00_model_states.pt"
 # What DeepSpeed's engine writes into its model-states file; every other entry is Lightning's
 # checkpoint (DeepSpeedStrategy hands it over as the engine's client_state).
