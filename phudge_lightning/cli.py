@@ -57,6 +57,43 @@ class PhudgeCLI(LightningCLI):
 
         parser.add_lightning_class_args(JudgePredictionWriter, "predict_writer")
 
+    # --ckpt_path of every kind (phudge_lightning.checkpoints), checked before Lightning reads it.
+    def before_fit(self) -> None:
+        self._any_checkpoint("fit")
+
+    def before_validate(self) -> None:
+        self._any_checkpoint("validate")
+
+    def before_test(self) -> None:
+        self._any_checkpoint("test")
+
+    def before_predict(self) -> None:
+        self._any_checkpoint("predict")
+
+    def _any_checkpoint(self, subcommand: str) -> None:
+        """A ``--ckpt_path`` that is none of the kinds is refused in one line. Under DeepSpeed,
+        Lightning reads the folder itself (its engine restores weights, optimizer and loops).
+        Under any other strategy, ``JudgeCheckpointIO`` reads every kind for validate, test and
+        predict; fit resumes from a Lightning file only: the other kinds hold no optimizer state
+        that these strategies can take (ZeRO's is partitioned and flattened)."""
+        from lightning.pytorch.strategies import DeepSpeedStrategy
+
+        from phudge_lightning.checkpoints import CheckpointError, JudgeCheckpointIO, kind_of
+
+        path = self.config_init[subcommand].get("ckpt_path")
+        if not path or str(path) in ("last", "best", "hpc") or str(path).startswith("registry"):
+            return  # Lightning's own names for checkpoints it finds
+        kind = kind_of(path)
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DeepSpeedStrategy):
+            return
+        if subcommand == "fit" and kind.name != "lightning":
+            raise CheckpointError(f"fit --ckpt_path {path}: resuming needs a Lightning .ckpt file, or a DeepSpeed "
+                                  f"folder under DeepSpeedStrategy; this is {kind.looks_like}, which holds no "
+                                  "optimizer state this strategy can take")
+        if not isinstance(strategy.checkpoint_io, JudgeCheckpointIO):
+            strategy.checkpoint_io = JudgeCheckpointIO(strategy.checkpoint_io)
+
 
 def usage() -> str:
     lines = ["usage: phudge <command> [options]   (phudge <command> --help for its options)", "", "training (LightningCLI):"]
@@ -86,8 +123,14 @@ def main(argv: list[str] | None = None) -> int | None:
     if argv[0] not in LIGHTNING:
         print(f"phudge: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    # From the shell, LightningCLI reads sys.argv itself (it warns when given both).
-    lightning_cli(None if from_command_line else argv)
+    from phudge_lightning.checkpoints import CheckpointError
+
+    try:
+        # From the shell, LightningCLI reads sys.argv itself (it warns when given both).
+        lightning_cli(None if from_command_line else argv)
+    except CheckpointError as e:
+        print(f"phudge {argv[0]}: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,7 +1,7 @@
 """The Judge API: grade one response, many, compare two, or rank many.
 
     from phudge_lightning import Judge
-    judge = Judge.load("runs/cpu-smollm2/.../last.ckpt")   # or an exported folder
+    judge = Judge.load("runs/cpu-smollm2/.../last.ckpt")   # or a DeepSpeed folder, or an exported one
     judge.grade("What is 2+2?", "4", reference_answer="2 + 2 = 4").score
     judge.rank("What is 2+2?", ["4", "5", "four"], rubric="factual_correctness").answers[0].index
 
@@ -136,17 +136,12 @@ class Judge:
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> "Judge":
-        """A judge from a ``.ckpt`` written by ``phudge fit`` or a folder from ``phudge export``."""
-        path = Path(path)
-        if path.is_dir():
-            from phudge_lightning.export.folder import load_export
+        """A judge from any checkpoint ``phudge_lightning.checkpoints`` reads: a ``.ckpt`` file or a
+        DeepSpeed folder written by ``phudge fit``, or a folder from ``phudge export``
+        (``CheckpointError``, one line, for anything else)."""
+        from phudge_lightning.checkpoints import load_module
 
-            return cls(load_export(path), **kwargs)
-        if not path.exists():
-            raise FileNotFoundError(f"no checkpoint or exported judge at {path}")
-        from phudge_lightning.model.module import JudgeModule
-
-        return cls(JudgeModule.load_from_checkpoint(str(path), map_location="cpu"), **kwargs)
+        return cls(load_module(path), **kwargs)
 
     # -- absolute grading ------------------------------------------------------------------------
     def grade(self, instruction: str, response: str, rubric: str | dict | None = None,

@@ -120,6 +120,37 @@ def test_non_embedding_parameters_and_peak(module):
     assert bench_speed.peak_matmul_flops(torch.float32, torch.device("cpu"), size=64, seconds=0.01) > 0
 
 
+@pytest.mark.parametrize("kind", ["llama", "phi3", "bert"])
+def test_forward_flops_are_what_torch_counts_in_a_real_forward(kind):
+    """The formula against torch's FLOP counter on tiny models (GQA for llama, an encoder for
+    BERT). The counter does not know a mask, so it counts T^2 query-key pairs: the formula's
+    bidirectional count; under a causal mask the formula counts T(T+1)/2."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import AutoModel
+
+    from tiny import tiny_config, tiny_tokenizer
+
+    config = tiny_config(kind, tiny_tokenizer(chat=kind != "bert"))
+    model = AutoModel.from_config(config, attn_implementation="eager").eval()  # (the counter misses CPU SDPA)
+    layers, width, causal = bench_speed.attention_shape(config)
+    assert (layers, width, causal) == (2, 32, kind != "bert")
+    linear = sum(m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "pooler" not in n)
+    pooler = 2 * 32 * 32 if kind == "bert" else 0  # BERT's pooler reads the first token only
+    for t in (7, 40):
+        with FlopCounterMode(display=False) as counter, torch.inference_mode():
+            model(input_ids=torch.randint(5, 100, (1, t)))
+        counted = bench_speed.forward_flops(model, [t], config=config)
+        assert counted["weights"] == 2 * linear * t + pooler
+        full_attention = 4 * layers * width * t * t
+        assert counter.get_total_flops() == counted["weights"] + full_attention
+        assert counted["attention"] == (4 * layers * width * t * (t + 1) // 2 if causal else full_attention)
+    # summed over prompts: 2 x 8 x (7 + 40) ... and the pairs of each
+    both = bench_speed.forward_flops(model, [7, 40], config=config)
+    assert both["weights"] == 2 * linear * 47 + 2 * pooler
+    pairs = 7 * 8 // 2 + 40 * 41 // 2 if causal else 49 + 1600
+    assert both["attention"] == 4 * layers * width * pairs
+
+
 def test_new_token_counts():
     generated = torch.tensor([[5, 6, 2, 2], [5, 6, 7, 8], [2, 2, 2, 2]])
     assert bench_speed.new_token_counts(generated, {2}) == [3, 4, 1]
@@ -137,6 +168,9 @@ def test_bench_speed_json(tiny_llama_dir, small_records_file, capsys):
     assert 0 < result["new_tokens_mean"] <= 4 and 0 <= result["padding_waste"] < 1
     assert min(result["judge_per_s"], result["generative_per_s"], result["limit_per_s"], result["tokens_per_s"]) > 0
     assert result["speedup"] == pytest.approx(result["judge_per_s"] / result["generative_per_s"])
+    # attention's FLOPs make the full limit lower, the judge's share of it higher
+    assert 0 < result["attention_flops_share"] < 1 and result["full_limit_per_s"] < result["limit_per_s"]
+    assert result["full_limit_fraction"] == pytest.approx(result["judge_per_s"] / result["full_limit_per_s"])
     assert result["dtype"] in result["peak_flops_by_dtype"] and len(result["judge_runs_s"]) == 2
 
 

@@ -8,12 +8,15 @@ In one process, on the same backbone, dtype and N real prompts:
 2. generative: the same backbone writing a feedback and ``[RESULT] n`` greedily, as Prometheus
    judges, at its best: KV cache, batched left-padded ``generate``, ``inference_mode``, the same
    dtype; a row may stop early at EOS (the mean of new tokens is reported);
-3. limit: 2 x (non-embedding parameters) x (real prompt tokens) FLOPs per judgment at the
-   peak matmul rate measured here, in the judge's dtype;
+3. limits, at the peak matmul rate measured here in the judge's dtype: ``limit_per_s``, the
+   weights only, 2 x (non-embedding parameters) x (real prompt tokens) FLOPs per judgment; and
+   ``full_limit_per_s``, every matmul FLOP the forward must do, attention included
+   (``forward_flops``);
 4. padding waste: padded tokens over all tokens in the judge's batches.
 
 The last line with ``--json`` is one JSON object: ``judge_per_s``, ``generative_per_s``,
-``limit_per_s``, ``padding_waste``, ``tokens_per_s`` and the settings.
+``limit_per_s`` and ``limit_fraction`` (weights only), ``full_limit_per_s`` and
+``full_limit_fraction`` (attention included), ``padding_waste``, ``tokens_per_s`` and the settings.
 """
 
 from __future__ import annotations
@@ -62,6 +65,40 @@ def non_embedding_parameters(model: torch.nn.Module) -> int:
     (merged into the weights they adapt, see ``Judge``)."""
     embedding = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
     return sum(p.numel() for name, p in model.named_parameters() if id(p) not in embedding and "lora_" not in name)
+
+
+def attention_shape(config) -> tuple[int, int, bool]:
+    """(layers, query heads x head size, causal) of a transformers config."""
+    from datamodules.backbones import is_encoder
+
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return config.num_hidden_layers, heads * head_dim, not is_encoder(config)
+
+
+def forward_flops(model: torch.nn.Module, lengths: list[int], config=None) -> dict[str, int]:
+    """The matmul FLOPs of one forward over each prompt of ``lengths``, summed (2 FLOPs a multiply-add):
+
+        weights(T)   = 2 x W x T + 2 x W1   W: the weights of every ``nn.Linear`` the tokens pass
+                                            through; W1: those of a pooler, which reads one token
+        attention(T) = 4 x L x (h x d) x P(T)   Q.K^T and A.V in each of L layers, h query heads of size d;
+                                            P(T) = T(T+1)/2 query-key pairs under a causal mask (flash
+                                            kernels skip the masked half), T^2 for an encoder
+
+    Grouped KV heads do not change it (every query head still meets every key). Elementwise work
+    (norms, softmax, activations, rotary) is not counted, as in the MFU convention. ``model`` is the
+    backbone as it runs (LoRA merged: its factors would count otherwise)."""
+    per_token = per_row = 0
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear):
+            if "pooler" in name.split("."):
+                per_row += m.weight.numel()
+            else:
+                per_token += m.weight.numel()
+    layers, width, causal = attention_shape(config or model.config)
+    pairs = sum(t * (t + 1) // 2 if causal else t * t for t in lengths)
+    return {"weights": 2 * per_token * sum(lengths) + 2 * per_row * len(lengths), "attention": 4 * layers * width * pairs}
 
 
 def resolve_dtype(name: str, device: torch.device, peaks: dict[str, float]) -> str:
@@ -261,6 +298,10 @@ def run(args: argparse.Namespace) -> dict:
                    "tokens_per_s": sum(lengths) / seconds})
     result["limit_per_s"] = peaks[dtype] / (2 * params * statistics.fmean(lengths))
     result["limit_fraction"] = result["judge_per_s"] / result["limit_per_s"]
+    flops = forward_flops(module.backbone, lengths)
+    result["full_limit_per_s"] = peaks[dtype] * len(lengths) / sum(flops.values())
+    result["full_limit_fraction"] = result["judge_per_s"] / result["full_limit_per_s"]
+    result["attention_flops_share"] = flops["attention"] / sum(flops.values())
     if "generative_per_s" in result:
         result["speedup"] = result["judge_per_s"] / result["generative_per_s"]
     return result
@@ -278,13 +319,15 @@ def format_table(result: dict):
     table = Table(title=f"phudge bench speed: {Path(result['backbone']).name}, {result['n']} prompts "
                         f"(median {result['prompt_tokens_median']:.0f} tokens), {result['dtype']}, {result['device']}, "
                         f"{result['threads']} threads")
-    for column in ("", "judgments/s", "x generative", "of the limit"):
+    for column in ("", "judgments/s", "x generative", "of the limit", "of the full limit"):
         table.add_column(column, justify="right" if column else "left")
     gen = result.get("generative_per_s")
-    rows = [("head judge", result["judge_per_s"]), ("generative", gen), ("limit", result["limit_per_s"])]
+    rows = [("head judge", result["judge_per_s"]), ("generative", gen), ("limit (weights)", result["limit_per_s"]),
+            ("full limit (+ attention)", result["full_limit_per_s"])]
     for name, per_s in rows:
         if per_s:
-            table.add_row(name, f"{per_s:.3f}", f"{per_s / gen:.1f}" if gen else "-", f"{per_s / result['limit_per_s']:.0%}")
+            table.add_row(name, f"{per_s:.3f}", f"{per_s / gen:.1f}" if gen else "-", f"{per_s / result['limit_per_s']:.0%}",
+                          f"{per_s / result['full_limit_per_s']:.0%}")
     notes = [
         f"head judge: Judge.grade_many, batch size {result['batch_size']} ({result['judge_batches']} batches), "
         + ("timed before and after generating, " if len(result["judge_runs_s"]) > 1 else "")
@@ -292,7 +335,8 @@ def format_table(result: dict):
         f"tokenising {result['tokenise_share']:.1%} of its time",
         f"limit: 2 x {result['non_embedding_params'] / 1e6:.1f}M non-embedding parameters x "
         f"{result['prompt_tokens_mean']:.0f} tokens per judgment at {result['peak_flops'] / 1e9:.0f} GFLOP/s "
-        f"(measured {result['dtype']} matmul peak)",
+        f"(measured {result['dtype']} matmul peak); the full limit adds attention's FLOPs "
+        f"({result['attention_flops_share']:.0%} of the forward's)",
     ]
     if gen:
         notes.insert(1, f"generative: {result['generative_n']} prompts, batch size {result['generative_batch_size']}, "

@@ -129,7 +129,8 @@ def print_table(result: dict, console) -> None:
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="phudge evaluate", description=__doc__.split("\n\n")[0])
     judge = parser.add_mutually_exclusive_group(required=True)
-    judge.add_argument("--checkpoint", nargs="+", help="a .ckpt from phudge fit or a folder from phudge export; "
+    judge.add_argument("--checkpoint", nargs="+", help="a .ckpt or a DeepSpeed checkpoint folder from phudge fit, "
+                       "or a folder from phudge export; "
                        "several: an ensemble scoring each item by the mean of their scores")
     judge.add_argument("--baseline", choices=BASELINES, help="a judge without a model: response length")
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), metavar="NAME",
@@ -176,9 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     console, errors = Console(), Console(stderr=True)
     judges, score_range = None, DEFAULT_SCORE_RANGE
     if args.checkpoint:
-        missing = [c for c in args.checkpoint if not Path(c).exists()]
-        if missing:  # before loading any: an ensemble should not fail after its first judge ran
-            print(f"phudge evaluate: no checkpoint or exported judge at {', '.join(missing)}", file=sys.stderr)
+        from phudge_lightning.checkpoints import CheckpointError, check_paths
+
+        try:  # every one before loading any: an ensemble should not fail after its first judge ran
+            check_paths(args.checkpoint)
+        except CheckpointError as e:
+            print(f"phudge evaluate: {e}", file=sys.stderr)
             return 2
         judges = load_judges(args, errors)
         first = next(judges)

@@ -9,7 +9,7 @@ tools can read on their own. The frozen backbone is not copied: it is loaded by 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 from phudge_lightning.io import atomic_path, atomic_write_json
@@ -34,31 +34,26 @@ def export(module, output: str | Path) -> Path:
 
 
 def load_export(folder: str | Path, map_location: str = "cpu"):
-    from safetensors.torch import load_file
+    """The ``JudgeModule`` of an exported folder (``phudge_lightning.checkpoints`` reads it)."""
+    from phudge_lightning.checkpoints import CheckpointError, kind_of, load_module
 
-    from phudge_lightning.model.module import JudgeModule
-
-    folder = Path(folder)
-    if not (folder / CONFIG).exists():
-        raise FileNotFoundError(f"{folder} is not an exported judge: no {CONFIG}")
-    config = json.loads((folder / CONFIG).read_text(encoding="utf-8-sig"))
-    module = JudgeModule(**config["hparams"])
-    state = load_file(str(folder / WEIGHTS), device=map_location)
-    missing = sorted(set(module.trained_state_dict()) - set(state))
-    if missing:
-        raise KeyError(f"{folder / WEIGHTS} lacks {len(missing)} trained weights, e.g. {missing[:3]}")
-    module.load_state_dict(state, strict=False)
-    module.prompt_settings = config.get("prompt", module.prompt_settings)
-    return module.eval()
+    if kind_of(folder).name != "export":
+        raise CheckpointError(f"{folder} is not an exported judge: no {CONFIG}")  # (kind_of says why)
+    return load_module(folder, map_location)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="phudge export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by phudge fit")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a .ckpt or a DeepSpeed checkpoint folder written by phudge fit (or an exported folder)")
     parser.add_argument("--output", required=True, help="the folder to write")
     args = parser.parse_args(argv)
-    from phudge_lightning.model.module import JudgeModule
+    from phudge_lightning.checkpoints import CheckpointError, load_module
 
-    module = JudgeModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
+    try:
+        module = load_module(args.checkpoint)
+    except CheckpointError as e:
+        print(f"phudge export: {e}", file=sys.stderr)
+        return 2
     print(f"exported to {export(module, args.output)}")
     return 0

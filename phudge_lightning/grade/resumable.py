@@ -273,7 +273,7 @@ def prepare_files(prog: str, args) -> tuple[Path, Path, Path] | None:
 def file_arguments(parser, what: str) -> None:
     """``--checkpoint``, ``--input``, ``--output``, ``--rejects``, ``--batch-size``, the judge's
     flags and ``--overwrite``: the command line of a resumable file command."""
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt from phudge fit or a folder from phudge export")
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt or a DeepSpeed checkpoint folder from phudge fit, or a folder from phudge export")
     parser.add_argument("--input", required=True, help=f"a JSON-lines file of {what}")
     parser.add_argument("--output", required=True, help="the output JSON-lines file (continued if it exists)")
     parser.add_argument("--rejects", help=f"where bad lines go (default: OUTPUT{REJECTS_SUFFIX})")
@@ -295,11 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     paths = prepare_files("phudge grade", args)
     if paths is None:
         return 2
+    from phudge_lightning.checkpoints import CheckpointError
     from phudge_lightning.judge import Judge
 
     try:
         judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
-    except FileNotFoundError as e:
+    except CheckpointError as e:
         print(f"phudge grade: {e}", file=sys.stderr)
         return 2
     return run_with_progress("grading", *paths, lambda advance, report: grade_file(

@@ -7,6 +7,7 @@ import inspect
 import logging
 import math
 import warnings
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -219,6 +220,42 @@ class JudgeModule(L.LightningModule):
         keep = self.trainable_keys() | {f"head.{k}" for k in self.head.state_dict()}
         return {k: v for k, v in self.state_dict().items() if k in keep}
 
+    def check_trained_weights(self, names, source) -> None:
+        """Every weight training changes is among ``names`` (those ``source`` holds)."""
+        missing = sorted(set(self.trained_state_dict()) - set(names))
+        if missing:
+            raise KeyError(f"{source} lacks {len(missing)} trained weights, e.g. {missing[:3]}: "
+                           "was it made with other head or LoRA settings?")
+
+    @property
+    def strict_loading(self) -> bool:
+        """Strict, except under DeepSpeed: with ``exclude_frozen_parameters`` its folders hold no
+        frozen weights (``__init__`` has rebuilt them from the backbone's name) and its engine
+        loads strictly unless told not to; ``on_load_checkpoint`` checks the trained ones."""
+        from lightning.pytorch.strategies import DeepSpeedStrategy
+
+        if self._strict_loading is not None:  # set by the user
+            return self._strict_loading
+        trainer = self._trainer
+        return not (trainer is not None and isinstance(trainer.strategy, DeepSpeedStrategy))
+
+    @strict_loading.setter
+    def strict_loading(self, value: bool) -> None:
+        self._strict_loading = value
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+        """Lightning's ``load_from_checkpoint`` for a file; a folder (a DeepSpeed checkpoint or an
+        export) is read by ``phudge_lightning.checkpoints.load_module``."""
+        if isinstance(checkpoint_path, (str, Path)) and Path(checkpoint_path).is_dir():
+            if hparams_file or kwargs:
+                raise TypeError("a checkpoint folder carries its own hyper-parameters: pass no hparams_file or kwargs")
+            from phudge_lightning.checkpoints import load_module
+
+            return load_module(checkpoint_path, map_location or "cpu")
+        return super().load_from_checkpoint(checkpoint_path, map_location=map_location, hparams_file=hparams_file,
+                                            strict=strict, **kwargs)
+
     def on_fit_start(self) -> None:
         # The data module owns the prompt settings (and saves them in its checkpoint state);
         # the module keeps a copy so that a judge made from it in-process grades alike.
@@ -234,11 +271,18 @@ class JudgeModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.prompt_settings = prompt_settings_of(checkpoint) or self.prompt_settings
         if "state_dict" not in checkpoint:
+            # DeepSpeed's engine has loaded its own folder, non-strictly (see strict_loading):
+            # check here that the trained weights were in it.
+            trainer = self._trainer
+            path = trainer.ckpt_path if trainer is not None else None
+            if path is not None:
+                from phudge_lightning.checkpoints import saved_weight_names
+
+                names = saved_weight_names(path)
+                if names is not None:
+                    self.check_trained_weights(names, path)
             return
-        missing = sorted(set(self.trained_state_dict()) - set(checkpoint["state_dict"]))
-        if missing:
-            raise KeyError(f"checkpoint lacks {len(missing)} trained weights, e.g. {missing[:3]}: "
-                           "was it made with other head or LoRA settings?")
+        self.check_trained_weights(checkpoint["state_dict"], "checkpoint")
         # The checkpoint holds only the trained weights; the frozen rest was rebuilt from the
         # backbone's name in __init__. Completing the dict keeps the load strict.
         checkpoint["state_dict"] = {**self.state_dict(), **checkpoint["state_dict"]}

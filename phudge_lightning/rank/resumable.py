@@ -63,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     paths = prepare_files("phudge rank", args)
     if paths is None:
         return 2
+    from phudge_lightning.checkpoints import CheckpointError
     from phudge_lightning.judge import Judge
 
     try:
         judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
-    except FileNotFoundError as e:
+    except CheckpointError as e:
         print(f"phudge rank: {e}", file=sys.stderr)
         return 2
     return run_with_progress("ranking", *paths, lambda advance, report: rank_file(

@@ -54,6 +54,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from contextlib import asynccontextmanager
 from typing import Union
 
@@ -166,7 +167,8 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
 # -- the command ----------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="phudge serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="a .ckpt written by phudge fit, or a folder from phudge export")
+    p.add_argument("--checkpoint", required=True,
+                   help="a .ckpt or a DeepSpeed checkpoint folder from phudge fit, or a folder from phudge export")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch-size", type=int, default=16, help="records graded in one forward pass at most; 1 turns batching off")
@@ -187,13 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_batch_size < 1 or args.batch_timeout < 0 or args.max_body_bytes < 1:
         parser().error("--max-batch-size and --max-body-bytes must be positive, --batch-timeout not negative")
     import uvicorn
+    from phudge_lightning.checkpoints import CheckpointError
     from phudge_lightning.judge import Judge
 
     # Uvicorn handles SIGTERM while serving (drains, then stops) and re-raises it afterwards;
     # this handler turns that, or a SIGTERM while the judge loads, into a clean exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    judge = Judge.load(args.checkpoint, batch_size=args.max_batch_size, **judge_options(args))
+    try:
+        judge = Judge.load(args.checkpoint, batch_size=args.max_batch_size, **judge_options(args))
+    except CheckpointError as e:
+        print(f"phudge serve: {e}", file=sys.stderr)
+        return 2
     app = create_app(judge, args.max_batch_size, args.batch_timeout, args.max_body_bytes)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.graceful_timeout, access_log=args.log_level == "debug")

@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> dict:
         seconds = time.perf_counter() - start
         mean_tokens = judge.stats.tokens / judge.stats.rows
         result.update({"judge_per_s": args.n / seconds, "judge_tokens_mean": mean_tokens,
+                       "judge_over_forward": args.n / seconds / forward[best],
                        "judge_mfu": args.n / seconds * 2 * params * mean_tokens / peak,
                        "padding_waste": judge.stats.padding_waste})
         prompts = [e.input_ids for e in judge._encode([validate(r) for r in records[: args.generative_n]])]
@@ -216,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     for b, row in result["forward"].items():
         print(f"  forward, batch {b:>3}: {row['judgments_per_s']:9.2f} judgments/s, MFU {row['mfu']:.1%}")
     print(f"  Judge.grade_many, batch {result['batch_size']}: {result['judge_per_s']:.2f} judgments/s, "
-          f"MFU {result['judge_mfu']:.1%}, padding {result['padding_waste']:.1%}")
+          f"MFU {result['judge_mfu']:.1%}, padding {result['padding_waste']:.1%}; "
+          f"{result['judge_over_forward']:.0%} of the bare forward's judgments/s")
     print(f"  generative, batch {result['generative_batch_size']}: {result['generative_per_s']:.3f} judgments/s "
           f"({result['new_tokens_mean']:.0f} new tokens on average); the judge is {result['speedup']:.1f}x faster")
     if args.json:
