@@ -151,7 +151,12 @@ class Judge:
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> "Judge":
-        """A judge from a ``.ckpt`` written by ``phudge fit`` or a folder from ``phudge export``."""
+        """A judge from a ``.ckpt`` written by ``phudge fit``, a folder from ``phudge export`` (either
+        format), or the hub id of a folder exported with ``--format hf``."""
+        from phudge_lightning.export.hf import is_hf_judge, is_hub_id, load_hf_judge
+
+        if is_hf_judge(path) or is_hub_id(str(path)):
+            return cls(load_hf_judge(path), **kwargs)
         path = Path(path)
         if path.is_dir():
             from phudge_lightning.export.folder import load_export

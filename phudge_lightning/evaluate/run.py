@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     console, errors = Console(), Console(stderr=True)
     judges, score_range = None, DEFAULT_SCORE_RANGE
     if args.checkpoint:
-        missing = [c for c in args.checkpoint if not Path(c).exists()]
+        from phudge_lightning.export.hf import is_hub_id
+
+        missing = [c for c in args.checkpoint if not Path(c).exists() and not is_hub_id(c)]
         if missing:  # before loading any: an ensemble should not fail after its first judge ran
             print(f"phudge evaluate: no checkpoint or exported judge at {', '.join(missing)}", file=sys.stderr)
             return 2

@@ -8,7 +8,6 @@ tools can read on their own. The frozen backbone is not copied: it is loaded by 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -50,15 +49,3 @@ def load_export(folder: str | Path, map_location: str = "cpu"):
     module.load_state_dict(state, strict=False)
     module.prompt_settings = config.get("prompt", module.prompt_settings)
     return module.eval()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="phudge export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by phudge fit")
-    parser.add_argument("--output", required=True, help="the folder to write")
-    args = parser.parse_args(argv)
-    from phudge_lightning.model.module import JudgeModule
-
-    module = JudgeModule.load_from_checkpoint(args.checkpoint, map_location="cpu")
-    print(f"exported to {export(module, args.output)}")
-    return 0

@@ -1,0 +1,101 @@
+"""``phudge export``: write a judge as a folder to share, in this project's format or as a
+standard transformers model, with its model card; optionally push it to the hub.
+
+    phudge export --checkpoint best.ckpt --output judge/                  # judge.json + adapter (this project)
+    phudge export --checkpoint best.ckpt --output judge-hf/ --format hf   # AutoModelForSequenceClassification
+    phudge export --checkpoint best.ckpt --output judge-hf/ --format hf --results vicuna.json --push-to-hub me/judge
+
+Exit status 2, with the reason on one line, when ``--format hf`` would change the judge's scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("judge", "hf")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="phudge export", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by phudge fit, or a folder from phudge export")
+    parser.add_argument("--output", required=True, help="the folder to write")
+    parser.add_argument("--format", default="judge", choices=FORMATS,
+                        help="judge: this project's folder (judge.json, adapter); hf: a standard transformers model + card")
+    parser.add_argument("--results", nargs="+", default=[], metavar="FILE",
+                        help="phudge evaluate --output files whose figures go into the model card (--format hf)")
+    parser.add_argument("--license", default=None, help="the card's licence (default: the base model's, when known)")
+    parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the folder to this hub repository")
+    parser.add_argument("--dry-run", action="store_true", help="with --push-to-hub: list what would be sent, send nothing")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
+    parser.add_argument("--token", default=None, help="hub token (default: $HF_TOKEN or the stored login)")
+    args = parser.parse_args(argv)
+    if args.format != "hf" and (args.results or args.push_to_hub or args.license):
+        parser.error("--results, --license and --push-to-hub go with --format hf")
+    return args
+
+
+def load_module(checkpoint: str):
+    """A ``JudgeModule`` from a ``.ckpt`` or a folder written by ``phudge export`` (judge format)."""
+    from phudge_lightning.export.folder import load_export
+    from phudge_lightning.model.module import JudgeModule
+
+    path = Path(checkpoint)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint or exported judge at {path}")
+    if path.is_dir():
+        return load_export(path)
+    return JudgeModule.load_from_checkpoint(str(path), map_location="cpu")
+
+
+def export_hf_folder(args) -> int:
+    import json
+
+    from phudge_lightning.export import card, hf
+
+    try:  # the cheap check first: a judge that cannot be exported stops before any file is read
+        results = card.read_results(args.results)
+    except ValueError as e:
+        print(f"phudge export: {e}", file=sys.stderr)
+        return 2
+    module = load_module(args.checkpoint)
+    try:
+        folder = hf.export_hf(module, args.output)
+    except hf.NotExportable as e:
+        print(f"phudge export: {args.checkpoint} cannot be exported as a transformers model: {e}", file=sys.stderr)
+        return 2
+    settings = json.loads((folder / hf.SETTINGS).read_text())
+    repo = args.push_to_hub or folder.resolve().name
+    checkpoint = None if Path(args.checkpoint).is_dir() else args.checkpoint
+    (folder / "README.md").write_text(card.model_card(settings, repo=repo, license=args.license,
+                                                      checkpoint=checkpoint, results=results))
+    print(f"exported to {folder} ({settings['head']} head as a transformers model, with README.md)")
+    return push(args, folder) if args.push_to_hub else 0
+
+
+def push(args, folder: Path) -> int:
+    from phudge_lightning.export import hub
+
+    try:
+        files = hub.push(folder, args.push_to_hub, token=args.token, private=args.private, dry_run=args.dry_run)
+    except hub.PushError as e:
+        print(f"phudge export: cannot push to {args.push_to_hub}: {e}", file=sys.stderr)
+        return 2
+    verb = "would send" if args.dry_run else "sent"
+    print(f"{verb} {len(files)} files ({sum(size for _, size in files) / 1e6:.1f} MB) to "
+          f"https://huggingface.co/{args.push_to_hub}:")
+    for name, size in files:
+        print(f"  {name}  {size} bytes")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.format == "hf":
+        return export_hf_folder(args)
+    from phudge_lightning.export.folder import export
+
+    print(f"exported to {export(load_module(args.checkpoint), args.output)}")
+    return 0
