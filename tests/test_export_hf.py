@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules.prompt import PromptEncoder, render
+from datamodules.prometheus import render
+from datamodules.prompt import PromptEncoder
 from datamodules.records import validate_record
 from phudge_lightning.export import card, hf, hub
 from phudge_lightning.export.command import main as export_main
@@ -253,7 +254,7 @@ def test_card_from_a_real_run_and_its_snippet_grades_as_the_judge(tiny_llama_dir
     torch.manual_seed(0)
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", head_params={"bias": False}, lr=1e-2,
                          lora={"r": 2, "alpha": 4, "dropout": 0.0})
-    dm = FeedbackCollectionDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir), head="regression",
+    dm = FeedbackCollectionDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir),
                                       batch_size=4, val_fraction=0.2)
     logger = TensorBoardLogger(save_dir=tmp_path, name="run")
     best = ModelCheckpoint(monitor="val/loss", mode="min", filename="best-{epoch}-{step}")

@@ -234,19 +234,20 @@ class HFJudgeModule(nn.Module):
         super().__init__()
         self.backbone = model
         self.tokenizer = tokenizer
-        self.head = heads.get_head(config["head"])  # the class: its scores/probabilities read the logits
-        self.causal = self.head.uses_lm_head
+        head = heads.get_head(config["head"])
+        # A generating head is used as built (its generate_scores); the others only read logits
+        # with their static scores/probabilities, so the class serves and no weights are made.
+        self.head = head() if head.generates else head
         self.max_new_tokens = config.get("max_new_tokens", 256)
         self.prompt_settings = {"max_length": config["prompt"].get("max_length"),
                                 "use_chat_template": config["prompt"].get("use_chat_template", True)}
 
     @torch.inference_mode()
     def predict_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        if self.causal:
-            out = self.backbone.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
-                                         max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
-            texts = self.tokenizer.batch_decode(out[:, input_ids.shape[1]:], skip_special_tokens=True)
-            return {"score": self.head.scores(texts), "text": texts}
+        """As ``JudgeModule.predict_scores``: ``score``, and ``probabilities`` or ``text``."""
+        if self.head.generates:
+            return self.head.generate_scores(self.backbone, self.tokenizer, input_ids, attention_mask,
+                                             self.max_new_tokens)
         logits = self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits.float()
         raw = logits[:, 0] if logits.shape[-1] == 1 else logits
         out = {"score": self.head.scores(raw)}

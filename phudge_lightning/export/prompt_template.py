@@ -1,7 +1,7 @@
 """The judge's prompt as a Jinja template, so that a user of an exported folder builds it with
 ``jinja2`` alone (a dependency of ``transformers``), no code of ours.
 
-It renders what ``datamodules.prompt.render`` writes, for every combination of rubric (text or
+It renders what ``datamodules.prometheus.render`` writes, for every combination of rubric (text or
 the ``{criteria, score1_description .. score5_description}`` object), reference answer and
 context (text or a list of passages) being given or not; blank fields count as not given, as
 ``validate_record`` makes them. ``tests/test_export_hf.py`` checks the two agree.
