@@ -360,3 +360,16 @@ def test_push_uploads_the_folder_with_a_token_and_refuses_without(tmp_path, monk
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     assert hub.push(tmp_path, "me/judge", private=True) == [("config.json", 2)]
     assert calls == [("token", "hf_secret"), ("create", "me/judge", True), ("upload", str(tmp_path), "me/judge")]
+
+
+def test_pooler_pooling_needs_a_pooler_and_bias_false_drops_the_bias(tiny_llama_dir, tiny_bert_dir):
+    with pytest.raises(ValueError, match="pooling 'pooler' needs a backbone with a pooler"):
+        JudgeModule(backbone=str(tiny_llama_dir), pooling="pooler")
+    module = judge_module(tiny_bert_dir, "regression", pooling="pooler")
+    ids = torch.tensor([[2, 40, 41, 3]])
+    with torch.no_grad():
+        out = module.backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
+        cls = out.last_hidden_state[:, 0]
+        pooler = module.backbone.base_model.model.pooler.dense  # peft-wrapped: LoRA included
+        assert torch.allclose(module(ids, torch.ones_like(ids)), module.head(torch.tanh(pooler(cls))))
+    assert JudgeModule(backbone=str(tiny_llama_dir), head_params={"bias": False}).head.proj.bias is None

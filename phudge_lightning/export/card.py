@@ -174,7 +174,7 @@ def model_card(settings: dict, *, repo: str, license: str | None = None, checkpo
     read = {"regression": "one output: the score on the 1..5 scale (`num_labels: 1`)",
             "classification": "five logits, labels `1`..`5`; the score is their expected value, sum_k k softmax(logits)_k",
             "causal": "generates a feedback ending in `[RESULT] n`; n is the score"}[head]
-    steps = at if at is not None else checkpoint_step(checkpoint) if checkpoint else None
+    steps = checkpoint_step(checkpoint) if checkpoint else None
     training = [
         f"- base model: `{base or hp['backbone']}`",
         f"- head: `{head}` ({read})" + (f", pooled at `{settings['pooling']}`" if settings.get("pooling") else ""),
@@ -186,7 +186,8 @@ def model_card(settings: dict, *, repo: str, license: str | None = None, checkpo
     if data.get("data"):
         training.append(f"- training data: `{data['data']}`" + (f" (validation: `{data['val_data']}`)" if data.get("val_data")
                         else f" ({data.get('val_fraction')} held out for validation)" if data.get("val_fraction") else ""))
-    if steps is not None:
+    if steps is not None or at is not None:
+        steps = steps if steps is not None else at
         limits = ", ".join(f"{k} {trainer[k]}" for k in ("max_epochs", "max_steps") if trainer.get(k) not in (None, -1))
         training.append(f"- steps: {steps} (the exported checkpoint)" + (f"; run limits: {limits}" if limits else ""))
     if settings["prompt"].get("max_length"):
