@@ -165,7 +165,7 @@ def model_card(settings: dict, *, repo: str, license: str | None = None, checkpo
     if base:
         front.append(f"base_model: {base}")
     front += ["library_name: transformers", f"pipeline_tag: {pipeline_tag}",
-              "tags:", "- llm-judge", "- phudge", f"- {head}-head", "- lora" if hp.get("lora") else "- full-weights", "---", ""]
+              "tags:", "- llm-judge", "- phudge", f"- {head}-head", "- lora" if hp.get("lora") and not hp.get("full_finetune") else "- full-weights", "---", ""]
     lora = hp.get("lora")
     lora_text = ("none: the backbone was frozen, the head trained alone" if lora is None and not hp.get("full_finetune")
                  else "none: every weight was fine-tuned" if hp.get("full_finetune")
