@@ -47,7 +47,6 @@ class ClassificationHead(nn.Module):
         self.proj = nn.Linear(hidden_size, len(scores), bias=bias)
         nn.init.normal_(self.proj.weight, std=hidden_size**-0.5 * 0.1)
         if bias:
-            if bias:
             nn.init.zeros_(self.proj.bias)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:

@@ -56,12 +56,13 @@ def _builtin_head(module) -> bool:
     return name in EXACT_HEADS and type(module.head) is heads.get_head(name)
 
 
-def label_settings(head: str) -> dict:
-    """``num_labels``, ``id2label``, ``label2id`` and ``problem_type`` of a judge's head."""
-    if head == "regression":
+def label_settings(module) -> dict:
+    """``num_labels``, ``id2label``, ``label2id`` and ``problem_type`` of a judge's head: one
+    label for regression, one per integer score of the range for classification."""
+    if _head_name(module) == "regression":
         return {"num_labels": 1, "id2label": {0: "score"}, "label2id": {"score": 0}, "problem_type": "regression"}
-    labels = {i: str(i + 1) for i in range(5)}
-    return {"num_labels": 5, "id2label": labels, "label2id": {v: k for k, v in labels.items()},
+    labels = {i: f"{v:g}" for i, v in enumerate(module.head.score_values.tolist())}
+    return {"num_labels": len(labels), "id2label": labels, "label2id": {v: k for k, v in labels.items()},
             "problem_type": "single_label_classification"}
 
 
@@ -126,7 +127,7 @@ def sequence_classifier(module) -> nn.Module:
     check_exportable(module)
     base = _merged_backbone(module)
     config = copy.deepcopy(base.config)
-    for key, value in label_settings(_head_name(module)).items():
+    for key, value in label_settings(module).items():
         setattr(config, key, value)
     config.pad_token_id = module.tokenizer.pad_token_id
     cls, pooling = _classification_class(config)
@@ -157,7 +158,7 @@ def settings(module) -> dict:
     """``phudge.json``: how the judge was trained, how to build its prompt and read its score."""
     head = _head_name(module)
     chat = bool(module.prompt_settings.get("use_chat_template", True) and getattr(module.tokenizer, "chat_template", None))
-    read = {"regression": "score = logits[0]", "classification": "score = sum_k k softmax(logits)_k, k = 1..5",
+    read = {"regression": "score = logits[0]", "classification": "score = sum_k s_k softmax(logits)_k, s_k = float(id2label[k])",
             "causal": "generate; score = the number after the last [RESULT]"}[head]
     return {
         "format": FORMAT,
@@ -235,9 +236,10 @@ class HFJudgeModule(nn.Module):
         self.backbone = model
         self.tokenizer = tokenizer
         head = heads.get_head(config["head"])
-        # A generating head is used as built (its generate_scores); the others only read logits
-        # with their static scores/probabilities, so the class serves and no weights are made.
-        self.head = head() if head.generates else head
+        # Built only for how it reads a prediction (scores, probabilities, generate_scores): its
+        # own weights are never used, the exported model's classification layer holds them.
+        rng = config["hparams"].get("score_range")
+        self.head = head() if head.generates else head(hidden_size=1, **({"score_range": rng} if rng else {}))
         self.max_new_tokens = config.get("max_new_tokens", 256)
         self.prompt_settings = {"max_length": config["prompt"].get("max_length"),
                                 "use_chat_template": config["prompt"].get("use_chat_template", True)}
