@@ -37,6 +37,7 @@ EXPORTABLE = [
     ("llama", "classification", {}),  # five equal biases: softmax ignores them
     ("bert", "regression", {"pooling": "pooler"}),
     ("bert", "classification", {"pooling": "pooler"}),
+    ("llama", "classification", {"head_params": {"bias": False}, "score_range": [1, 10]}),  # ten labels 1..10
 ]
 
 
@@ -81,8 +82,9 @@ def prompt_texts(folder: Path, records=RECORDS) -> list[str]:
     return texts
 
 
-def expected_score(logits: torch.Tensor) -> torch.Tensor:
-    return logits[:, 0] if logits.shape[-1] == 1 else logits.softmax(-1) @ torch.arange(1.0, 6.0)
+def expected_score(logits: torch.Tensor, low: int = 1) -> torch.Tensor:
+    n = logits.shape[-1]
+    return logits[:, 0] if n == 1 else logits.softmax(-1) @ torch.arange(float(low), float(low + n))
 
 
 # -- the prompt template -------------------------------------------------------------------------
@@ -93,6 +95,8 @@ def test_prompt_template_renders_as_the_judge_does(rubric, reference, context):
     raw = {"instruction": "Q? {{ not jinja }}\n", "response": " A %} B", "rubric": rubric,
            "reference_answer": reference, "context": context}
     assert render_template(**raw) == render(validate_record(raw, require_score=False))
+    if not isinstance(rubric, dict):  # on another range the template names it, as render does
+        assert render_template((1, 10), **raw) == render(validate_record(raw, require_score=False), (1, 10))
 
 
 # -- parity --------------------------------------------------------------------------------------
@@ -105,9 +109,10 @@ def test_exported_model_scores_as_the_judge(kind, head, settings, backbones, tmp
     grades = judge_scores(module)
     folder = hf.export_hf(module, tmp_path / "hf")
     config = json.loads((folder / "config.json").read_text())
-    assert len(config["id2label"]) == (1 if head == "regression" else 5)
+    low, high = settings.get("score_range", [1, 5])
+    assert len(config["id2label"]) == (1 if head == "regression" else high - low + 1)
     if head == "classification":
-        assert config["id2label"] == {str(i): str(i + 1) for i in range(5)}
+        assert config["id2label"] == {str(i): str(low + i) for i in range(high - low + 1)}
 
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -115,7 +120,7 @@ def test_exported_model_scores_as_the_judge(kind, head, settings, backbones, tmp
     assert chat == (kind != "bert")
     texts = prompt_texts(folder)
     # The user's tokens are the judge's tokens.
-    encoder = PromptEncoder(module.tokenizer, use_chat_template=True)
+    encoder = PromptEncoder(module.tokenizer, use_chat_template=True, score_range=module.score_range)
     for text, record in zip(texts, RECORDS):
         ids = tokenizer(text, add_special_tokens=not chat)["input_ids"]
         assert ids == encoder.encode(validate_record(record, require_score=False)).input_ids
@@ -125,8 +130,11 @@ def test_exported_model_scores_as_the_judge(kind, head, settings, backbones, tmp
     batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
     with torch.no_grad():
         logits = model(**batch).logits.float()
-    scores = expected_score(logits)
+    scores = expected_score(logits, low)
     assert scores.tolist() == pytest.approx([g.score for g in grades], abs=1e-5)
+    # Loaded back, the folder grades as the judge (on its range, with its prompt).
+    again = Judge(hf.load_hf_judge(folder), device="cpu").grade_many(RECORDS)
+    assert [g.score for g in again] == pytest.approx([g.score for g in grades], abs=1e-5)
     if head == "classification":
         assert logits.softmax(-1).flatten().tolist() == pytest.approx(sum((g.probabilities for g in grades), []), abs=1e-5)
 

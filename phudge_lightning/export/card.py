@@ -132,7 +132,9 @@ def snippet(repo: str, settings: dict) -> str:
     else:
         load = "model = AutoModelForSequenceClassification.from_pretrained(folder).eval()\n"
         read = ("score = logits[0].item()\n" if head == "regression" else
-                "probabilities = logits.softmax(-1)  # of the scores 1..5\nscore = (probabilities * torch.arange(1, 6)).sum().item()\n")
+                "probabilities = logits.softmax(-1)  # of the scores named by id2label\n"
+                "values = torch.tensor([float(model.config.id2label[i]) for i in range(len(probabilities))])\n"
+                "score = (probabilities * values).sum().item()\n")
         grade = "with torch.no_grad():\n    logits = model(**inputs).logits[0].float()\n" + read
         imports = ("import os\n\nimport jinja2, torch\nfrom huggingface_hub import snapshot_download\n"
                    "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n")
@@ -171,8 +173,8 @@ def model_card(settings: dict, *, repo: str, license: str | None = None, checkpo
                  else "none: every weight was fine-tuned" if hp.get("full_finetune")
                  else ", ".join(f"{k} {v}" for k, v in lora.items()) + " (merged into the weights here)")
     loss = hp.get("loss") or {"regression": "mse", "classification": "emd_squared", "causal": "causal_lm"}[head]
-    read = {"regression": "one output: the score on the 1..5 scale (`num_labels: 1`)",
-            "classification": "five logits, labels `1`..`5`; the score is their expected value, sum_k k softmax(logits)_k",
+    read = {"regression": "one output: the score on the judge's scale (`num_labels: 1`)",
+            "classification": "one logit per integer score, labelled by `id2label`; the score is their expected value, sum_k s_k softmax(logits)_k",
             "causal": "generates a feedback ending in `[RESULT] n`; n is the score"}[head]
     steps = checkpoint_step(checkpoint) if checkpoint else None
     training = [
@@ -196,7 +198,7 @@ def model_card(settings: dict, *, repo: str, license: str | None = None, checkpo
     body = [
         f"# {repo.rsplit('/', 1)[-1]}", "",
         f"An LLM judge trained with phudge-lightning after the PHUDGE paper: it grades a response "
-        f"to an instruction on a 1..5 scale{' in one forward pass' if head != 'causal' else ''}, optionally against a "
+        f"to an instruction on a score scale{' in one forward pass' if head != 'causal' else ''}, optionally against a "
         "rubric and a reference answer. It is a plain transformers model: no code of phudge-lightning is needed to run it.",
         "", "## Training", "", *training, "", "## Evaluation", "", figures_section(figures, at, results or []),
         "## Prompt", "",

@@ -189,7 +189,7 @@ def export_hf(module, output: str | Path) -> Path:
     model.config.pad_token_id = module.tokenizer.pad_token_id
     model.save_pretrained(output)
     module.tokenizer.save_pretrained(output)
-    (output / prompt_template.FILE).write_text(prompt_template.TEMPLATE)
+    (output / prompt_template.FILE).write_text(prompt_template.template_for(module.score_range))
     atomic_write_json(output / SETTINGS, settings(module))
     return output
 
@@ -239,6 +239,7 @@ class HFJudgeModule(nn.Module):
         # Built only for how it reads a prediction (scores, probabilities, generate_scores): its
         # own weights are never used, the exported model's classification layer holds them.
         rng = config["hparams"].get("score_range")
+        self.score_range = tuple(rng) if rng else None  # Judge builds the prompt on it
         self.head = head() if head.generates else head(hidden_size=1, **({"score_range": rng} if rng else {}))
         self.max_new_tokens = config.get("max_new_tokens", 256)
         self.prompt_settings = {"max_length": config["prompt"].get("max_length"),

@@ -61,9 +61,22 @@ TEMPLATE = """\
 ###Feedback: """
 
 
-def render_template(**fields) -> str:
-    """The template rendered as a user would: ``jinja2.Template(TEMPLATE).render(...)``."""
+def _shown(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def template_for(score_range=(1, 5)) -> str:
+    """The template of a judge on ``score_range``: its task text names that range, as
+    ``render(record, score_range)`` does. (A rubric given as an object is written with the five
+    1..5 descriptions; on another range give the rubric as text.)"""
+    low, high = _shown(score_range[0]), _shown(score_range[1])
+    return (TEMPLATE.replace("would get a score of 5", f"would get a score of {high}")
+            .replace("an integer from 1 to 5", f"an integer from {low} to {high}"))
+
+
+def render_template(score_range=(1, 5), **fields) -> str:
+    """The template rendered as a user would: ``jinja2.Template(text).render(...)``."""
     import jinja2
 
     fields = {k: fields.get(k) for k in ("instruction", "response", "rubric", "reference_answer", "context")}
-    return jinja2.Template(TEMPLATE).render(**fields)
+    return jinja2.Template(template_for(score_range)).render(**fields)
