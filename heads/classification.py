@@ -29,21 +29,25 @@ class ClassificationHead(nn.Module):
     The expected score keeps the fine grain that an argmax loses; the whole distribution is
     there too, for a confidence. Losses see the class position of a score,
     score - low + 1 in 1..C (``loss_target``), so they work for any number of classes.
+    ``bias=False`` drops b, the form a decoder's ``*ForSequenceClassification`` holds (its
+    ``score`` layer has no bias).
     """
 
     target = "distribution"
     default_loss = "emd_squared"
     uses_lm_head = False
 
-    def __init__(self, hidden_size: int, dropout: float = 0.0, score_range: tuple[float, float] = (1, 5)):
+    def __init__(self, hidden_size: int, dropout: float = 0.0, score_range: tuple[float, float] = (1, 5),
+                 bias: bool = True):
         super().__init__()
         scores = score_classes(score_range)
         # Not persistent: derived from the range (a hyperparameter), and absent from older checkpoints.
         self.register_buffer("score_values", scores, persistent=False)
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(hidden_size, len(scores))
+        self.proj = nn.Linear(hidden_size, len(scores), bias=bias)
         nn.init.normal_(self.proj.weight, std=hidden_size**-0.5 * 0.1)
-        nn.init.zeros_(self.proj.bias)
+        if bias:
+            nn.init.zeros_(self.proj.bias)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.proj(self.dropout(pooled.to(self.proj.weight.dtype)))

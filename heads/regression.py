@@ -14,22 +14,26 @@ class RegressionHead(nn.Module):
     ``score_range`` (3 on the default 1..5), and w's spread scaled with the range's width.
 
     Starting at the middle keeps the first MSE steps about the ranking, not about moving a
-    zero output up to the scale. The score is not clipped to the range.
+    zero output up to the scale. The score is not clipped to the range. ``bias=False`` drops b
+    (score = w . h): the form a decoder's ``*ForSequenceClassification`` holds, whose ``score``
+    layer has no bias (``phudge export --format hf`` refuses a decoder judge with a non-zero b).
     """
 
     target = "scalar"
     default_loss = "mse"
     uses_lm_head = False
 
-    def __init__(self, hidden_size: int, dropout: float = 0.0, score_range: tuple[float, float] = (1, 5)):
+    def __init__(self, hidden_size: int, dropout: float = 0.0, score_range: tuple[float, float] = (1, 5),
+                 bias: bool = True):
         super().__init__()
         low, high = (float(x) for x in score_range)
         if not high > low:
             raise ValueError(f"score_range must be [low, high] with low < high, got {list(score_range)}")
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(hidden_size, 1)
+        self.proj = nn.Linear(hidden_size, 1, bias=bias)
         nn.init.normal_(self.proj.weight, std=hidden_size**-0.5 * 0.1 * (high - low) / 4)
-        nn.init.constant_(self.proj.bias, (low + high) / 2)
+        if bias:
+            nn.init.constant_(self.proj.bias, (low + high) / 2)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.proj(self.dropout(pooled.to(self.proj.weight.dtype))).squeeze(-1)

@@ -144,8 +144,19 @@ KINDS: list[Kind] = [
 ]
 
 
-def expected() -> str:
-    *rest, last = [k.looks_like for k in KINDS]
+# A transformers folder from ``phudge export --format hf`` (or a hub id of one) is not a Lightning
+# checkpoint: ``Judge.load`` reads it with plain transformers (``export/hf.py``), not as a module.
+TRANSFORMERS = "a transformers folder from phudge export --format hf (or its hub id)"
+
+
+def is_transformers_judge(path: str | Path) -> bool:
+    from phudge_lightning.export.hf import is_hf_judge, is_hub_id
+
+    return is_hf_judge(path) or is_hub_id(str(path))
+
+
+def expected(with_transformers: bool = True) -> str:
+    *rest, last = [k.looks_like for k in KINDS] + ([TRANSFORMERS] if with_transformers else [])
     return f"{', '.join(rest)} or {last}"
 
 
@@ -179,7 +190,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def check_paths(paths) -> None:
     """Every path is a checkpoint of some kind (before loading any: an ensemble should not fail halfway)."""
     for path in paths:
-        kind_of(path)
+        if not is_transformers_judge(path):
+            kind_of(path)
 
 
 def load_module(path: str | Path, map_location: str = "cpu"):

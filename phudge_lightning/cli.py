@@ -15,7 +15,7 @@ from lightning.pytorch.cli import LightningCLI
 # name -> (module with ``main(argv)``, one line of help)
 COMMANDS = {
     "data": ("phudge_lightning.data", "check a dataset: rows, valid, invalid, rubric/reference share, p99 tokens"),
-    "export": ("phudge_lightning.export", "write a shareable judge folder (adapter, head, tokenizer, config)"),
+    "export": ("phudge_lightning.export", "write a shareable judge folder (ours, or a transformers model + card with --format hf)"),
     "grade": ("phudge_lightning.grade", "grade a JSON-lines file, resumably, in input order"),
     "rank": ("phudge_lightning.rank", "rank many answers to each instruction of a JSON-lines file, resumably"),
     "rubrics": ("phudge_lightning.rubrics", "list the rubrics that can be given by name (--rubric helpfulness)"),

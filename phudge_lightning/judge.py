@@ -137,9 +137,15 @@ class Judge:
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> "Judge":
         """A judge from any checkpoint ``phudge_lightning.checkpoints`` reads: a ``.ckpt`` file or a
-        DeepSpeed folder written by ``phudge fit``, or a folder from ``phudge export``
-        (``CheckpointError``, one line, for anything else)."""
-        from phudge_lightning.checkpoints import load_module
+        DeepSpeed folder written by ``phudge fit``, a folder from ``phudge export`` (either format),
+        or the hub id of one exported with ``--format hf`` (``CheckpointError``, one line, for
+        anything else)."""
+        from phudge_lightning.checkpoints import is_transformers_judge, load_module
+
+        if is_transformers_judge(path):
+            from phudge_lightning.export.hf import load_hf_judge
+
+            return cls(load_hf_judge(path), **kwargs)
 
         return cls(load_module(path), **kwargs)
 

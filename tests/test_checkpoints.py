@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from phudge_lightning.checkpoints import (
-    DEEPSPEED_STATES, KINDS, CheckpointError, deepspeed_states_file, kind_of, load_module, read_checkpoint,
+    DEEPSPEED_STATES, KINDS, CheckpointError, deepspeed_states_file, kind_of, read_checkpoint,
     saved_weight_names,
 )
 

@@ -32,7 +32,6 @@ import dataclasses
 import itertools
 import json
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from datamodules.records import DEFAULT_SCORE_RANGE, score_scale

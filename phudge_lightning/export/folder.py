@@ -8,8 +8,6 @@ tools can read on their own. The frozen backbone is not copied: it is loaded by 
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from phudge_lightning.io import atomic_path, atomic_write_json
@@ -40,20 +38,3 @@ def load_export(folder: str | Path, map_location: str = "cpu"):
     if kind_of(folder).name != "export":
         raise CheckpointError(f"{folder} is not an exported judge: no {CONFIG}")  # (kind_of says why)
     return load_module(folder, map_location)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="phudge export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True,
-                        help="a .ckpt or a DeepSpeed checkpoint folder written by phudge fit (or an exported folder)")
-    parser.add_argument("--output", required=True, help="the folder to write")
-    args = parser.parse_args(argv)
-    from phudge_lightning.checkpoints import CheckpointError, load_module
-
-    try:
-        module = load_module(args.checkpoint)
-    except CheckpointError as e:
-        print(f"phudge export: {e}", file=sys.stderr)
-        return 2
-    print(f"exported to {export(module, args.output)}")
-    return 0

@@ -20,7 +20,7 @@ LORA_TARGETS = {
     "gemma": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "bert": ["query", "key", "value", "dense"],
 }
-POOLINGS = ("auto", "last", "first", "mean")
+POOLINGS = ("auto", "last", "first", "mean", "pooler")
 
 
 def lora_targets(model_type: str) -> list[str] | str:
@@ -33,7 +33,8 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.
 
     ``last``: the last non-padding token of each row, found from the mask, so the result is
     the same under left and right padding; ``first``: position 0 (BERT's [CLS]); ``mean``: the
-    mean over non-padding tokens.
+    mean over non-padding tokens. (``pooler``, BERT's [CLS] through its pooler's dense + tanh,
+    is the backbone's own ``pooler_output``: see ``pooled``.)
     """
     if how == "last":
         positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
@@ -45,6 +46,15 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
     raise ValueError(f"pooling must be one of {POOLINGS[1:]}, got {how!r}")
+
+
+def pooled(output, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """The head's input from a backbone output: ``pooler`` takes the backbone's own pooler output
+    (BERT: tanh(W h_[CLS] + b), exactly what ``BertForSequenceClassification`` feeds its
+    classifier), the others ``pool`` the last hidden states."""
+    if how == "pooler":
+        return output.pooler_output
+    return pool(output.last_hidden_state, attention_mask, how)
 
 
 def load_backbone(name: str, *, causal: bool, dtype: str = "float32", attn_implementation: str | None = "sdpa") -> nn.Module:

@@ -18,7 +18,7 @@ import losses
 from datamodules.backbones import load_tokenizer
 from datamodules.feedback_collection import prompt_settings_of
 from datamodules.records import DEFAULT_SCORE_RANGE, check_score_range
-from phudge_lightning.model.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pool
+from phudge_lightning.model.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pooled
 from phudge_lightning.metrics import score_metrics
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ class JudgeModule(L.LightningModule):
             lora: LoRA settings (``r``, ``alpha``, ``dropout``, ``target_modules``, defaulting per
                 architecture); null freezes the backbone and trains the head alone.
             full_finetune: train every backbone weight instead of LoRA.
-            pooling: ``last`` (decoders), ``first`` or ``mean`` (encoders), or ``auto``.
+            pooling: ``last`` (decoders), ``first``, ``mean`` or ``pooler`` (encoders: [CLS] through
+                BERT's pooler, as ``BertForSequenceClassification``), or ``auto``.
             lr: AdamW learning rate (the paper's 2e-5).
             weight_decay: AdamW weight decay (the paper's 0.005).
             warmup_ratio: share of the steps spent warming up before the cosine decay.
@@ -96,6 +97,8 @@ class JudgeModule(L.LightningModule):
         self.pooling = default_pooling(self.config) if pooling == "auto" else pooling
         if self.pooling not in POOLINGS[1:]:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if self.pooling == "pooler" and getattr(model, "pooler", None) is None:
+            raise ValueError(f"pooling 'pooler' needs a backbone with a pooler (BERT); {backbone} has none")
         hidden = getattr(self.config, "hidden_size", None) or self.config.get_text_config().hidden_size
         self.head = head_cls(hidden_size=hidden, **self._range_param(head_cls), **(head_params or {}))
         self.tokenizer = load_tokenizer(backbone)
@@ -125,7 +128,7 @@ class JudgeModule(L.LightningModule):
         # One pass, no generation: a KV cache would only hold memory (GBs at batch 16 on Phi-3).
         no_cache = {"use_cache": False} if hasattr(self.config, "use_cache") else {}
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **no_cache)
-        features = out.logits if self.head.uses_lm_head else pool(out.last_hidden_state, attention_mask, self.pooling)
+        features = out.logits if self.head.uses_lm_head else pooled(out, attention_mask, self.pooling)
         return self.head(features)
 
     def _target(self, batch: dict) -> torch.Tensor:

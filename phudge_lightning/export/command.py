@@ -1,0 +1,109 @@
+"""``phudge export``: write a judge as a folder to share, in this project's format or as a
+standard transformers model, with its model card; optionally push it to the hub.
+
+    phudge export --checkpoint best.ckpt --output judge/                  # judge.json + adapter (this project)
+    phudge export --checkpoint best.ckpt --output judge-hf/ --format hf   # AutoModelForSequenceClassification
+    phudge export --checkpoint best.ckpt --output judge-hf/ --format hf --results vicuna.json --push-to-hub me/judge
+
+Exit status 2, with the reason on one line, when ``--format hf`` would change the judge's scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FORMATS = ("judge", "hf")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="phudge export", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt or DeepSpeed folder written by phudge fit, or a folder from phudge export")
+    parser.add_argument("--output", required=True, help="the folder to write")
+    parser.add_argument("--format", default="judge", choices=FORMATS,
+                        help="judge: this project's folder (judge.json, adapter); hf: a standard transformers model + card")
+    parser.add_argument("--results", nargs="+", default=[], metavar="FILE",
+                        help="phudge evaluate --output files whose figures go into the model card (--format hf)")
+    parser.add_argument("--license", default=None, help="the card's licence (default: the base model's, when known)")
+    parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="upload the folder to this hub repository")
+    parser.add_argument("--dry-run", action="store_true", help="with --push-to-hub: list what would be sent, send nothing")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
+    parser.add_argument("--token", default=None, help="hub token (default: $HF_TOKEN or the stored login)")
+    args = parser.parse_args(argv)
+    if args.format != "hf" and (args.results or args.push_to_hub or args.license):
+        parser.error("--results, --license and --push-to-hub go with --format hf")
+    return args
+
+
+def load_module(checkpoint: str):
+    """A ``JudgeModule`` from any checkpoint ``phudge_lightning.checkpoints`` reads (a ``.ckpt``, a
+    DeepSpeed folder, or a folder from ``phudge export``); ``CheckpointError`` for anything else."""
+    from phudge_lightning.checkpoints import load_module as read_module
+
+    return read_module(checkpoint)
+
+
+def export_hf_folder(args) -> int:
+    import json
+
+    from phudge_lightning.export import card, hf
+
+    try:  # the cheap check first: a judge that cannot be exported stops before any file is read
+        results = card.read_results(args.results)
+    except ValueError as e:
+        print(f"phudge export: {e}", file=sys.stderr)
+        return 2
+    from phudge_lightning.checkpoints import CheckpointError, kind_of
+
+    try:
+        module = load_module(args.checkpoint)
+    except CheckpointError as e:
+        print(f"phudge export: {e}", file=sys.stderr)
+        return 2
+    try:
+        folder = hf.export_hf(module, args.output)
+    except hf.NotExportable as e:
+        print(f"phudge export: {args.checkpoint} cannot be exported as a transformers model: {e}", file=sys.stderr)
+        return 2
+    settings = json.loads((folder / hf.SETTINGS).read_text())
+    repo = args.push_to_hub or folder.resolve().name
+    # The run's figures for the card live beside a training checkpoint, not beside an export.
+    checkpoint = None if kind_of(args.checkpoint).name == "export" else args.checkpoint
+    (folder / "README.md").write_text(card.model_card(settings, repo=repo, license=args.license,
+                                                      checkpoint=checkpoint, results=results))
+    print(f"exported to {folder} ({settings['head']} head as a transformers model, with README.md)")
+    return push(args, folder) if args.push_to_hub else 0
+
+
+def push(args, folder: Path) -> int:
+    from phudge_lightning.export import hub
+
+    try:
+        files = hub.push(folder, args.push_to_hub, token=args.token, private=args.private, dry_run=args.dry_run)
+    except hub.PushError as e:
+        print(f"phudge export: cannot push to {args.push_to_hub}: {e}", file=sys.stderr)
+        return 2
+    verb = "would send" if args.dry_run else "sent"
+    print(f"{verb} {len(files)} files ({sum(size for _, size in files) / 1e6:.1f} MB) to "
+          f"https://huggingface.co/{args.push_to_hub}:")
+    for name, size in files:
+        print(f"  {name}  {size} bytes")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.format == "hf":
+        return export_hf_folder(args)
+    from phudge_lightning.checkpoints import CheckpointError
+    from phudge_lightning.export.folder import export
+
+    try:
+        module = load_module(args.checkpoint)
+    except CheckpointError as e:
+        print(f"phudge export: {e}", file=sys.stderr)
+        return 2
+    print(f"exported to {export(module, args.output)}")
+    return 0

@@ -1,0 +1,82 @@
+"""The judge's prompt as a Jinja template, so that a user of an exported folder builds it with
+``jinja2`` alone (a dependency of ``transformers``), no code of ours.
+
+It renders what ``datamodules.prometheus.render`` writes, for every combination of rubric (text or
+the ``{criteria, score1_description .. score5_description}`` object), reference answer and
+context (text or a list of passages) being given or not; blank fields count as not given, as
+``validate_record`` makes them. ``tests/test_export_hf.py`` checks the two agree.
+
+    import jinja2
+    prompt = jinja2.Template(open("prompt_template.jinja").read()).render(
+        instruction="...", response="...", rubric=None, reference_answer=None, context=None)
+"""
+
+from __future__ import annotations
+
+FILE = "prompt_template.jinja"
+
+# Whitespace matters: this renders byte for byte like render(). Tags strip the newline before
+# them ({%-) only where render() has no text between sections.
+TEMPLATE = """\
+{%- if rubric is mapping -%}
+{%- set rubric = "[" ~ rubric["criteria"] ~ "]" ~ "\\nScore 1: " ~ rubric["score1_description"] ~ "\\nScore 2: " ~ rubric["score2_description"] ~ "\\nScore 3: " ~ rubric["score3_description"] ~ "\\nScore 4: " ~ rubric["score4_description"] ~ "\\nScore 5: " ~ rubric["score5_description"] -%}
+{%- endif -%}
+{%- if context is not none and context is not string -%}{%- set context = context | join("\\n\\n") -%}{%- endif -%}
+{%- set has_context = context is string and context.strip() != "" -%}
+{%- set has_reference = reference_answer is string and reference_answer.strip() != "" -%}
+{%- set has_rubric = rubric is string and rubric.strip() != "" -%}
+{%- set parts = ["an instruction (which may contain an input)", "a response to evaluate"] -%}
+{%- if has_context -%}{%- set parts = parts + ["passages of context retrieved for the instruction"] -%}{%- endif -%}
+{%- if has_reference -%}{%- set parts = parts + ["a reference answer that would get a score of 5"] -%}{%- endif -%}
+{%- if has_rubric -%}{%- set parts = parts + ["a score rubric that states the evaluation criteria"] -%}{%- endif -%}
+{%- set listed = (parts[:-1] | join(", ")) ~ " and " ~ parts[-1] -%}
+###Task Description:
+{{ listed[0] | upper }}{{ listed[1:] }} are given.
+1. Write a detailed feedback that judges the response {{ "strictly by the score rubric" if has_rubric else "by its helpfulness, correctness and clarity" }}, not in general terms.
+2. After the feedback, give a score that is an integer from 1 to 5.
+3. Answer in this format: "Feedback: (the feedback) [RESULT] (an integer from 1 to 5)"
+4. Write nothing else: no opening, closing or extra explanation.
+
+###The instruction to evaluate:
+{{ instruction }}
+
+###Response to evaluate:
+{{ response }}
+{%- if has_context %}
+
+###Context:
+{{ context }}
+{%- endif %}
+{%- if has_reference %}
+
+###Reference Answer (Score 5):
+{{ reference_answer }}
+{%- endif %}
+{%- if has_rubric %}
+
+###Score Rubrics:
+{{ rubric }}
+{%- endif %}
+
+###Feedback: """
+
+
+def _shown(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def template_for(score_range=(1, 5)) -> str:
+    """The template of a judge on ``score_range``: its task text names that range, as
+    ``render(record, score_range)`` does. (A rubric given as an object is written with the five
+    1..5 descriptions; on another range give the rubric as text.)"""
+    low, high = _shown(score_range[0]), _shown(score_range[1])
+    return (TEMPLATE.replace("would get a score of 5", f"would get a score of {high}")
+            .replace("an integer from 1 to 5", f"an integer from {low} to {high}"))
+
+
+def render_template(score_range=(1, 5), **fields) -> str:
+    """The template rendered as a user would: ``jinja2.Template(text).render(...)``."""
+    import jinja2
+
+    fields = {k: fields.get(k) for k in ("instruction", "response", "rubric", "reference_answer", "context")}
+    return jinja2.Template(template_for(score_range)).render(**fields)
