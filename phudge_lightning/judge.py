@@ -29,6 +29,7 @@ import torch
 from datamodules.batching import Collator
 from datamodules.prompt import Encoded, PromptEncoder, token_budget
 from datamodules.records import DEFAULT_SCORE_RANGE, Record, validate_record
+from phudge_lightning.metrics import verdict  # noqa: F401  (re-exported: phudge_lightning.judge.verdict)
 
 
 @dataclass
@@ -106,14 +107,6 @@ def length_batches(lengths: list[int], batch_size: int, max_padding: float = 0.0
                 continue
         batches.append([i])
     return batches
-
-
-def verdict(score_a: float | None, score_b: float | None, tie_margin: float) -> str:
-    if score_a is None or score_b is None:
-        return "invalid"
-    if abs(score_a - score_b) <= tie_margin:
-        return "tie"
-    return "A" if score_a > score_b else "B"
 
 
 class Judge:
