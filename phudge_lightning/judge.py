@@ -109,6 +109,18 @@ def length_batches(lengths: list[int], batch_size: int, max_padding: float = 0.0
     return batches
 
 
+DEFAULT = "default"
+
+
+def default_judge_path() -> Path:
+    """The exported judge shipped in the package (``phudge_lightning/judges/default``, trained by
+    ``configs/judge.yaml``): used when no checkpoint is given."""
+    path = Path(__file__).resolve().parent / "judges" / DEFAULT
+    if not (path / "judge.json").exists():
+        raise FileNotFoundError(f"the shipped judge is missing from {path}: reinstall the package, or pass a checkpoint")
+    return path
+
+
 class Judge:
     def __init__(self, module, *, max_length: int | None = None, device: str | None = None, batch_size: int = 8,
                  dtype: str | None = None):
@@ -143,9 +155,10 @@ class Judge:
         self.stats = BatchStats()
 
     @classmethod
-    def load(cls, path: str | Path, **kwargs) -> "Judge":
-        """A judge from a ``.ckpt`` written by ``phudge fit`` or a folder from ``phudge export``."""
-        path = Path(path)
+    def load(cls, path: str | Path = DEFAULT, **kwargs) -> "Judge":
+        """A judge from a ``.ckpt`` written by ``phudge fit``, a folder from ``phudge export``, or
+        ``"default"``: the judge shipped in this package (``default_judge_path()``)."""
+        path = default_judge_path() if str(path) == DEFAULT else Path(path)
         if path.is_dir():
             from phudge_lightning.export.folder import load_export
 

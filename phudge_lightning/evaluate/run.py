@@ -111,7 +111,7 @@ def print_table(result: dict, console) -> None:
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="phudge evaluate", description=__doc__.split("\n\n")[0])
     judge = parser.add_mutually_exclusive_group(required=True)
-    judge.add_argument("--checkpoint", nargs="+", help="a .ckpt from phudge fit or a folder from phudge export; "
+    judge.add_argument("--checkpoint", nargs="+", help="a .ckpt from phudge fit, a folder from phudge export, or 'default' (the shipped judge); "
                        "several: an ensemble scoring each item by the mean of their scores")
     judge.add_argument("--baseline", choices=BASELINES, help="a judge without a model: response length")
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), metavar="NAME",
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     console, errors = Console(), Console(stderr=True)
     judges, score_range = None, DEFAULT_SCORE_RANGE
     if args.checkpoint:
-        missing = [c for c in args.checkpoint if not Path(c).exists()]
+        missing = [c for c in args.checkpoint if c != "default" and not Path(c).exists()]
         if missing:  # before loading any: an ensemble should not fail after its first judge ran
             print(f"phudge evaluate: no checkpoint or exported judge at {', '.join(missing)}", file=sys.stderr)
             return 2
