@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from phudge_lightning.benchmarks import benchmark_metrics, load_benchmark
-from phudge_lightning.evaluation import judge_scores, length_scores
+from phudge_lightning.evaluate.run import judge_scores, length_scores
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/benchmarks"
 SETS = {"vicuna": "vicuna_eval.json", "mt_bench": "mt_bench_eval.json", "hhh": "hhh_alignment_eval.json"}

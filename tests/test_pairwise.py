@@ -13,7 +13,7 @@ from conftest import write_jsonl
 from datamodules import FeedbackCollectionDataModule
 from datamodules import mixing
 from datamodules.records import Pair, Record
-from phudge_lightning.module import JudgeModule
+from phudge_lightning.model.module import JudgeModule
 
 sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
 
@@ -119,7 +119,7 @@ def test_a_mixed_fit_logs_pair_accuracy_beside_the_correlations(tmp_path, tiny_b
     torch.manual_seed(0)
     module = JudgeModule(backbone=str(tiny_bert_dir), head=head, lora={"r": 2, "alpha": 4, "dropout": 0.0}, lr=1e-2,
                          pair_loss="bradley_terry", length_term=length_term)
-    dm = FeedbackCollectionDataModule(backbone=str(tiny_bert_dir), head=head, batch_size=6, max_length=96,
+    dm = FeedbackCollectionDataModule(backbone=str(tiny_bert_dir), batch_size=6, max_length=96,
                                       sources=[{"data": str(absolute), "val_fraction": 0.3},
                                                {"data": str(pairs), "weight": 2.0, "val_fraction": 0.3,
                                                 "balance_length": False}])
