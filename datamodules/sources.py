@@ -1,18 +1,11 @@
-"""Read any supported source into grading records.
+"""Read any supported source into records and pairs, through the format registry.
 
 Sources: ``demo`` (the small set shipped in this package), a local ``.json`` / ``.jsonl`` /
-``.parquet`` file, or a hub dataset name such as ``prometheus-eval/Feedback-Collection``.
-Row formats, detected from the first row (or named with ``format``):
-
-- ``records``: this project's schema (see ``datamodules.records``);
-- ``feedback_collection``: ``orig_instruction``, ``orig_response``, ``orig_reference_answer``,
-  ``orig_criteria``, ``orig_score1_description`` .. ``orig_score5_description``,
-  ``orig_feedback``, ``orig_score``;
-- ``prometheus``: a formatted Prometheus prompt in ``instruction`` (the benchmark files),
-  parsed back into fields; the score is the mean of ``gpt4_score`` (or ``score``);
-- ``prometheus_pairs``: two formatted prompts, ``chosen_instruction`` and
-  ``rejected_instruction`` (HHH, MT-Bench human, Preference Collection): two unscored records
-  per row, ``extra`` holding ``pair`` (the row) and ``chosen`` (True or False).
+``.jsonl.gz`` / ``.parquet`` file, or a hub dataset name such as
+``prometheus-eval/Feedback-Collection``. Each row is read by a registered format
+(``datamodules.formats``: records, feedback_collection, prometheus, prometheus_pairs,
+alpaca_eval, autoj_single, hh_rlhf, ...), detected from the first row or named with ``format``.
+``load_items`` returns records and pairs; ``load_records`` turns each pair into its two records.
 
 Local JSON is parsed line by line here rather than by Arrow: Arrow's type inference stops at
 the first column of mixed types (the real benchmark files hold booleans among texts) without
