@@ -101,6 +101,8 @@ class Collator:
         return out
 
     def __call__(self, items: list[dict]) -> dict:
+        if any(it.get("pair") for it in items):
+            return self._mixed(items)
         ids = [it["input_ids"] for it in items]
         batch = {
             "input_ids": self._pad(ids, self.pad),
@@ -113,3 +115,32 @@ class Collator:
         if items[0].get("labels") is not None:
             batch["labels"] = self._pad([it["labels"] for it in items], -100)
         return batch
+
+    def _mixed(self, items: list[dict]) -> dict:
+        """Absolute rows and pairs in one batch: both responses of a pair are rows of it.
+
+        ``score`` is NaN on the rows of pairs; ``pairs`` (P, 2) holds the rows of each pair's
+        a and b, ``preference`` (P,) the probability that a is better; ``chars`` (N,) each
+        row's response length in characters (for a length term).
+        """
+        ids, scores, chars, pairs, preference = [], [], [], [], []
+        for it in items:
+            if it.get("pair"):
+                pairs.append((len(ids), len(ids) + 1))
+                preference.append(it["preference"])
+                ids += it["input_ids"]
+                scores += [math.nan, math.nan]
+                chars += it["chars"]
+            else:
+                ids.append(it["input_ids"])
+                scores.append(math.nan if it.get("score") is None else it["score"])
+                chars.append(it["chars"])
+        return {
+            "input_ids": self._pad(ids, self.pad),
+            "attention_mask": self._pad([[1] * len(r) for r in ids], 0),
+            "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+            "score": torch.tensor(scores, dtype=torch.float32),
+            "chars": torch.tensor(chars, dtype=torch.float32),
+            "pairs": torch.tensor(pairs, dtype=torch.long).reshape(-1, 2),
+            "preference": torch.tensor(preference, dtype=torch.float32),
+        }

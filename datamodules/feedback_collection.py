@@ -24,9 +24,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.backbones import load_tokenizer
 from datamodules.batching import Collator, LengthGroupedBatchSampler
+from datamodules import mixing
 from datamodules.prompt import PromptEncoder, token_budget
-from datamodules.records import Record, rubric_text, score_scale
-from datamodules.sources import DEMO, load_records
+from datamodules.records import Pair, Record, rubric_text, score_scale
+from datamodules.sources import DEMO, load_items, load_records
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,46 @@ class GradingDataset(Dataset):
         return {"input_ids": encoded.input_ids, "labels": encoded.labels, "score": record.score, "index": index}
 
 
+class ItemDataset(GradingDataset):
+    """Absolute records and pairs (a list), encoded; a pair's two responses share one draw of
+    the rubric/reference dropout, so both are graded under the same prompt."""
+
+    def __init__(self, items: list, encoder: PromptEncoder, **kwargs):
+        self.items = items
+        super().__init__(None, encoder, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _dropped(self, record: Record, index: int, epoch: int) -> Record:
+        if not (self.rubric_dropout or self.reference_dropout):
+            return record
+        drop_rubric, drop_reference = np.random.default_rng([self.seed, epoch, index]).random(2)
+        return dataclasses.replace(
+            record,
+            rubric=None if drop_rubric < self.rubric_dropout else record.rubric,
+            reference_answer=None if drop_reference < self.reference_dropout else record.reference_answer,
+        )
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        item = self.items[index]
+        if isinstance(item, Pair):
+            sides = [self._dropped(r, index, epoch) for r in (item.a, item.b)]
+            return {"input_ids": [self.encoder.encode(r).input_ids for r in sides], "pair": True,
+                    "preference": item.preference, "chars": [len(r.response) for r in sides], "index": index}
+        record = self._dropped(item, index, epoch)
+        return {"input_ids": self.encoder.encode(record).input_ids, "labels": None, "score": record.score,
+                "chars": len(record.response), "index": index}
+
+
+def mixing_length(item, encoder: PromptEncoder) -> int:
+    """The token length of a record, or of the longer response of a pair."""
+    if isinstance(item, Pair):
+        return max(encoder.length(item.a), encoder.length(item.b))
+    return encoder.length(item)
+
+
 def percentile_length(lengths, percentile: float) -> int:
     """The ``percentile``-th token length, rounded up (numpy's linear interpolation)."""
     return int(math.ceil(np.percentile(np.asarray(lengths), percentile)))
@@ -101,6 +142,7 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         use_chat_template: bool = True,
         limit: int | None = None,
         score_range: tuple[float, float] = (1, 5),
+        sources: list[dict] | None = None,
     ):
         """
         Args:
@@ -127,6 +169,10 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             limit: read at most this many valid rows (quick runs).
             score_range: ``[low, high]`` of the scores (linked from ``model.score_range``): rows
                 are checked against it and the prompt asks for a score in it.
+            sources: several sources instead of ``data``, absolute rows and pairs mixed, each a
+                mapping with ``data`` and optional ``format``, ``weight``, ``limit``,
+                ``val_fraction``, ``val_limit``, ``balance_length``, ``where`` (see
+                ``datamodules.mixing``); validation is split by instruction, per source.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -159,6 +205,8 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         if self.tokenizer is None:
             self.tokenizer = load_tokenizer(h.backbone)
         causal = h.uses_lm_head
+        if stage in (None, "fit", "validate") and "train" not in self.sets and h.sources:
+            self._setup_sources()
         if stage in (None, "fit", "validate") and "train" not in self.sets:
             table = to_dataset(self._load(h.data))
             if h.val_data:
@@ -194,6 +242,43 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         """How prompts are built: the token budget and the chat template. Saved in this module's
         state (so in every checkpoint), read back by ``Judge.load`` and by test/predict."""
         return {"max_length": self.max_length, "use_chat_template": self.hparams.use_chat_template}
+
+    def _setup_sources(self) -> None:
+        """Train and validation sets from ``sources``: records and pairs, split by instruction."""
+        h = self.hparams
+        if h.uses_lm_head:
+            raise ValueError("data.sources trains the regression and classification heads; the causal head reads data")
+        train, val = [], []
+        for number, spec in enumerate(h.sources):
+            source = mixing.Source.from_config(spec)
+            items, errors, _ = load_items(source.data, format=source.format, skip_invalid=h.skip_invalid)
+            self.stats[f"invalid_rows/{source.data}"] = len(errors)
+            items = mixing.filtered(items, source.where)
+            fraction = h.val_fraction if source.val_fraction is None else source.val_fraction
+            tr, va = mixing.split_by_instruction(items, fraction, h.seed)
+            if source.balance_length:
+                tr = mixing.balance_by_length(tr, h.seed + number)
+            tr = mixing.weighted(mixing.sample(tr, source.limit, h.seed, number), source.weight, h.seed + number)
+            va = mixing.sample(va, source.val_limit, h.seed, 100 + number)
+            pairs = sum(isinstance(it, Pair) for it in tr)
+            log.info("%s: %d training items (%d pairs), %d validation items", source.data, len(tr), pairs, len(va))
+            self.stats.update({f"train_items/{source.data}": len(tr), f"val_items/{source.data}": len(va)})
+            train += tr
+            val += va
+        measure = self._encoder(False, None)
+        train_lengths = [mixing_length(it, measure) for it in train]
+        self._set_max_length(train_lengths)
+        over = sum(n > self.max_length for n in train_lengths)
+        self.stats.update({"max_length": self.max_length, "train_rows": len(train), "val_rows": len(val),
+                           "train_rows_shortened": over})
+        log.info("max_length %d (p%s of %d training items); %d (%.1f%%) will be shortened",
+                 self.max_length, h.length_percentile, len(train), over, 100 * over / max(len(train), 1))
+        encoder = self._encoder(False, self.max_length)
+        self.sets["train"] = ItemDataset(train, encoder, rubric_dropout=h.rubric_dropout,
+                                         reference_dropout=h.reference_dropout, seed=h.seed)
+        self.sets["val"] = ItemDataset(val, encoder)
+        self.lengths["train"] = [min(n, self.max_length) for n in train_lengths]
+        self.lengths["val"] = [min(mixing_length(it, measure), self.max_length) for it in val]
 
     def use_max_length(self, max_length: int | None) -> None:
         """Cut test and predict prompts at a judge's training budget (its checkpoint's

@@ -79,6 +79,44 @@ class Record:
         return asdict(self)
 
 
+LABELS = ("A", "B", "tie")
+
+
+@dataclass
+class Pair:
+    """Two responses to one instruction, and which is better.
+
+    ``preference`` is the probability that ``a`` is the better one, in [0, 1]: 1 or 0 for a
+    chosen/rejected pair, 0.5 for a tie, anything between for a soft label (the mean of
+    raters, AlpacaEval's weighted annotator). ``label`` reads it as "A", "B" or "tie".
+    """
+
+    a: Record
+    b: Record
+    preference: float = 1.0
+    row: int | str = "?"
+
+    @classmethod
+    def labelled(cls, a: Record, b: Record, label: str, row: int | str = "?") -> "Pair":
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {LABELS}, got {label!r}")
+        return cls(a, b, {"A": 1.0, "B": 0.0, "tie": 0.5}[label], row)
+
+    @property
+    def label(self) -> str:
+        return "A" if self.preference > 0.5 else "B" if self.preference < 0.5 else "tie"
+
+    @property
+    def group(self) -> str | None:
+        """The subset the pair belongs to, where its set has them (HHH's ``source``: helpful,
+        harmless, honest, other); None elsewhere."""
+        return self.a.extra.get("source")
+
+    @property
+    def instruction(self) -> str:
+        return self.a.instruction
+
+
 def _text(value: Any, name: str, source: str, row, *, required: bool, blank: bool = False) -> str | None:
     """``value`` as text. Required: it must be there and be text, and not blank unless ``blank``
     (the response: an empty answer is graded). Optional: absent, null or blank is None."""

@@ -1,18 +1,11 @@
-"""Read any supported source into grading records.
+"""Read any supported source into records and pairs, through the format registry.
 
 Sources: ``demo`` (the small set shipped in this package), a local ``.json`` / ``.jsonl`` /
-``.parquet`` file, or a hub dataset name such as ``prometheus-eval/Feedback-Collection``.
-Row formats, detected from the first row (or named with ``format``):
-
-- ``records``: this project's schema (see ``datamodules.records``);
-- ``feedback_collection``: ``orig_instruction``, ``orig_response``, ``orig_reference_answer``,
-  ``orig_criteria``, ``orig_score1_description`` .. ``orig_score5_description``,
-  ``orig_feedback``, ``orig_score``;
-- ``prometheus``: a formatted Prometheus prompt in ``instruction`` (the benchmark files),
-  parsed back into fields; the score is the mean of ``gpt4_score`` (or ``score``);
-- ``prometheus_pairs``: two formatted prompts, ``chosen_instruction`` and
-  ``rejected_instruction`` (HHH, MT-Bench human, Preference Collection): two unscored records
-  per row, ``extra`` holding ``pair`` (the row) and ``chosen`` (True or False).
+``.jsonl.gz`` / ``.parquet`` file, or a hub dataset name such as
+``prometheus-eval/Feedback-Collection``. Each row is read by a registered format
+(``datamodules.formats``: records, feedback_collection, prometheus, prometheus_pairs,
+alpaca_eval, autoj_single, hh_rlhf, ...), detected from the first row or named with ``format``.
+``load_items`` returns records and pairs; ``load_records`` turns each pair into its two records.
 
 Local JSON is parsed line by line here rather than by Arrow: Arrow's type inference stops at
 the first column of mixed types (the real benchmark files hold booleans among texts) without
@@ -21,21 +14,20 @@ naming the row, and a user must be told which row and which field is wrong.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
-import statistics
 from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-from datamodules.prometheus import parse_prompt
-from datamodules.records import SCORE_KEYS, Record, RecordError, found, validate_record
+from datamodules.formats import detect_format, get_format
+from datamodules.records import Pair, Record, RecordError
 
 log = logging.getLogger(__name__)
 
 DEMO = "demo"
 FEEDBACK_COLLECTION = "prometheus-eval/Feedback-Collection"
-FORMATS = ("auto", "records", "feedback_collection", "prometheus", "prometheus_pairs")
 
 
 def demo_path() -> Path:
@@ -55,7 +47,8 @@ def read_rows(path: str | Path, errors: list | None = None) -> Iterator[tuple[in
         for i, row in enumerate(datasets.load_dataset("parquet", data_files=str(path), split="train"), 1):
             yield i, row
         return
-    with path.open(encoding="utf-8-sig") as f:  # a byte-order mark (Windows editors) is not data
+    opener = gzip.open if path.suffix == ".gz" else open  # (x.jsonl.gz: gzip-compressed JSON lines)
+    with opener(path, "rt", encoding="utf-8-sig") as f:  # a byte-order mark (Windows editors) is not data
         first = f.read(1)
         while first and first.isspace():
             first = f.read(1)
@@ -79,85 +72,6 @@ def read_rows(path: str | Path, errors: list | None = None) -> Iterator[tuple[in
                 errors.append(error)
 
 
-def detect_format(row: object) -> str:
-    if isinstance(row, dict):
-        if "orig_instruction" in row:
-            return "feedback_collection"
-        if "chosen_instruction" in row and "rejected_instruction" in row:
-            return "prometheus_pairs"
-        text = row.get("instruction")
-        if isinstance(text, str) and text.lstrip().startswith("###Task Description:"):
-            return "prometheus"
-    return "records"
-
-
-def _number(value):
-    # Feedback Collection stores orig_score as text ("4") in some exports.
-    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
-        return float(value)
-    return value
-
-
-def from_feedback_collection(row: dict, *, source: str, row_no, require_score: bool = True) -> Record:
-    criteria = row.get("orig_criteria")
-    descriptions = [row.get(f"orig_{key}") for key in SCORE_KEYS]
-    rubric = None
-    if criteria is not None or any(d is not None for d in descriptions):
-        rubric = {"criteria": criteria, **dict(zip(SCORE_KEYS, descriptions))}
-    raw = {
-        "instruction": row.get("orig_instruction"),
-        "response": row.get("orig_response"),
-        "reference_answer": row.get("orig_reference_answer"),
-        "rubric": rubric,
-        "feedback": row.get("orig_feedback"),
-        "score": _number(row.get("orig_score")),
-    }
-    return validate_record(raw, source=source, row=row_no, require_score=require_score)
-
-
-def prometheus_score(row: dict, source: str, row_no):
-    scores = row.get("gpt4_score", row.get("score"))
-    if isinstance(scores, list):
-        if not scores or any(isinstance(s, bool) or not isinstance(s, (int, float)) for s in scores):
-            raise RecordError(source, row_no, "gpt4_score", f"must be a non-empty list of numbers, got {scores!r:.60}")
-        return statistics.fmean(scores)
-    return scores
-
-
-def from_prometheus(row: dict, *, source: str, row_no, require_score: bool = True, field: str = "instruction") -> Record:
-    text = row.get(field)
-    if not isinstance(text, str):
-        raise RecordError(source, row_no, field, "is missing" if field not in row
-                          else f"must be a formatted Prometheus prompt, got {found(text)}")
-    raw = {k: v for k, v in parse_prompt(text).items() if v is not None}  # an absent section is missing, not null
-    raw["score"] = prometheus_score(row, source, row_no)
-    feedback = row.get("gpt4_feedback")
-    raw["feedback"] = feedback[0] if isinstance(feedback, list) and feedback and isinstance(feedback[0], str) else None
-    record = validate_record(raw, source=source, row=row_no, require_score=require_score)
-    record.extra = {k: v for k, v in row.items() if k not in (field, "gpt4_score", "gpt4_feedback")}
-    return record
-
-
-def to_records(row, fmt: str, *, source: str, row_no, require_score: bool = True) -> list[Record]:
-    """The records of one row: one, or two for a pair."""
-    if fmt == "feedback_collection":
-        return [from_feedback_collection(row, source=source, row_no=row_no, require_score=require_score)]
-    if fmt in ("prometheus", "prometheus_pairs") and not isinstance(row, dict):
-        raise RecordError(source, row_no, None, f"must be a JSON object, got {type(row).__name__}")
-    if fmt == "prometheus":
-        return [from_prometheus(row, source=source, row_no=row_no, require_score=require_score)]
-    if fmt == "prometheus_pairs":
-        pair = []
-        for field, chosen in (("chosen_instruction", True), ("rejected_instruction", False)):
-            record = from_prometheus(row, source=source, row_no=row_no, require_score=False, field=field)
-            record.score = None
-            record.extra = {**{k: v for k, v in record.extra.items() if k != "rejected_instruction" and k != "chosen_instruction"},
-                            "pair": row_no, "chosen": chosen}
-            pair.append(record)
-        return pair
-    return [validate_record(row, source=source, row=row_no, require_score=require_score)]
-
-
 def iter_source(spec: str, errors: list | None = None) -> tuple[str, Iterator[tuple[int, object]]]:
     """(display name, rows) for ``demo``, a local file, or a hub dataset name (``errors``: see ``read_rows``)."""
     if spec == DEMO:
@@ -165,7 +79,7 @@ def iter_source(spec: str, errors: list | None = None) -> tuple[str, Iterator[tu
     path = Path(spec).expanduser()
     if path.exists():
         return str(path), read_rows(path, errors)
-    if path.suffix in (".json", ".jsonl", ".parquet") or spec.startswith((".", "/", "~")):
+    if path.suffix in (".json", ".jsonl", ".parquet", ".gz") or spec.startswith((".", "/", "~")):
         raise FileNotFoundError(f"no data file at {spec}")
     import datasets
 
@@ -179,30 +93,55 @@ def iter_source(spec: str, errors: list | None = None) -> tuple[str, Iterator[tu
     return spec, enumerate(hub, 1)
 
 
-def load_records(
-    spec: str, *, format: str = "auto", skip_invalid: bool = False, require_score: bool = True, limit: int | None = None
-) -> tuple[list[Record], list[RecordError]]:
-    """Validated records from ``spec``; invalid rows raise, or with ``skip_invalid`` are returned apart."""
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
-    records, errors = [], []
-    # With skip_invalid, a malformed JSON line is skipped and counted like any invalid row.
+def load_items(
+    spec: str, *, format: str = "auto", skip_invalid: bool = False, require_score: bool = True,
+    limit: int | None = None, errors: list | None = None,
+) -> tuple[list[Record | Pair], list[RecordError], int]:
+    """Items (records and pairs) read from ``spec`` through the format registry.
+
+    Returns (items, errors, dropped): bad rows raise ``RecordError``, or with ``skip_invalid``
+    are returned in ``errors``; ``dropped`` counts rows that carry no label (a format's None).
+    """
+    if format != "auto":
+        get_format(format)  # an unknown name fails before reading
+    errors = [] if errors is None else errors
+    items: list[Record | Pair] = []
+    dropped = 0
     source, rows = iter_source(spec, errors if skip_invalid else None)
-    fmt = None if format == "auto" else format
+    fmt = None if format == "auto" else get_format(format)
     for row_no, row in rows:
-        fmt = fmt or detect_format(row)
-        if fmt == "prometheus_pairs":
-            require_score = False  # pairs carry a preference, not a score
+        fmt = fmt or get_format(detect_format(row))
         try:
-            records.extend(to_records(row, fmt, source=source, row_no=row_no, require_score=require_score))
+            parsed = fmt.parse(row, source, row_no, require_score=require_score and fmt.kind == "absolute")
         except RecordError as e:
             if not skip_invalid:
                 raise
             errors.append(e)
-        if limit is not None and len(records) >= limit:
+            continue
+        if parsed is None:
+            dropped += 1
+            continue
+        items.extend(parsed if isinstance(parsed, list) else [parsed])
+        if limit is not None and len(items) >= limit:
             break
     if errors:
         log.warning("%s: skipped %d invalid rows (first: %s)", source, len(errors), errors[0])
+    return items, errors, dropped
+
+
+def load_records(
+    spec: str, *, format: str = "auto", skip_invalid: bool = False, require_score: bool = True, limit: int | None = None
+) -> tuple[list[Record], list[RecordError]]:
+    """Validated records from ``spec``; invalid rows raise, or with ``skip_invalid`` are returned apart.
+
+    A pair becomes its two records, unscored, in turn (``extra`` holds the ``pair``'s row).
+    """
+    items, errors, _ = load_items(spec, format=format, skip_invalid=skip_invalid, require_score=require_score)
+    records: list[Record] = []
+    for item in items:
+        records.extend((item.a, item.b) if isinstance(item, Pair) else (item,))
+        if limit is not None and len(records) >= limit:
+            break
     if not records:
-        raise RecordError(source, "-", None, "holds no valid rows")
+        raise RecordError(iter_source(spec)[0] if spec == DEMO else spec, "-", None, "holds no valid rows")
     return records, errors

@@ -2,6 +2,6 @@
 
 from losses.registry import LOSSES, get_entry, get_loss, register_loss
 from losses.targets import soft_targets
-from losses import causal, ordinal, regression  # noqa: F401  (register the built-ins)
+from losses import causal, ordinal, pairwise, regression  # noqa: F401  (register the built-ins)
 
 __all__ = ["LOSSES", "get_entry", "get_loss", "register_loss", "soft_targets"]

@@ -8,7 +8,11 @@ prediction of the head it suits looks like, so a head can refuse a loss that doe
   1..C (a score minus the scale's low end plus one: the classification head's ``loss_target``),
   so these losses work for any number of classes;
 - ``"tokens"``: prediction (N, T, V), language-model logits, target (N, T) token ids with -100
-  where no loss is taken (the causal head).
+  where no loss is taken (the causal head);
+- ``"pairwise"``: called as ``loss(score_a, score_b, preference)``: the scores (P,) a head gave
+  the two responses of P pairs (the regression head's score, the classification head's
+  expected score) and the probability (P,) that ``a`` is the better one (1: a chosen, 0: b
+  chosen, between: a soft preference). Any scoring head trains with it, beside its own loss.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable
 
-TARGETS = ("scalar", "distribution", "tokens")
+TARGETS = ("scalar", "distribution", "tokens", "pairwise")
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def check_paths(paths) -> None:
     """Every path is a checkpoint of some kind (before loading any: an ensemble should not fail halfway)."""
+    from phudge_lightning.judge import DEFAULT, default_judge_path
+
     for path in paths:
+        path = default_judge_path() if str(path) == DEFAULT else path
         if not is_transformers_judge(path):
             kind_of(path)
 

@@ -30,6 +30,7 @@ from datamodules.batching import Collator
 from datamodules.prompt import Encoded, PromptEncoder, token_budget
 from datamodules.records import DEFAULT_SCORE_RANGE, Record, validate_record
 from phudge_lightning.grades import Grade, grades_from_outputs
+from phudge_lightning.metrics import verdict  # noqa: F401  (re-exported: phudge_lightning.judge.verdict)
 
 
 @dataclass
@@ -93,12 +94,16 @@ def length_batches(lengths: list[int], batch_size: int, max_padding: float = 0.0
     return batches
 
 
-def verdict(score_a: float | None, score_b: float | None, tie_margin: float) -> str:
-    if score_a is None or score_b is None:
-        return "invalid"
-    if abs(score_a - score_b) <= tie_margin:
-        return "tie"
-    return "A" if score_a > score_b else "B"
+DEFAULT = "default"
+
+
+def default_judge_path() -> Path:
+    """The exported judge shipped in the package (``phudge_lightning/judges/default``, trained by
+    ``configs/judge.yaml``): used when no checkpoint is given."""
+    path = Path(__file__).resolve().parent / "judges" / DEFAULT
+    if not (path / "judge.json").exists():
+        raise FileNotFoundError(f"the shipped judge is missing from {path}: reinstall the package, or pass a checkpoint")
+    return path
 
 
 class Judge:
@@ -135,12 +140,14 @@ class Judge:
         self.stats = BatchStats()
 
     @classmethod
-    def load(cls, path: str | Path, **kwargs) -> "Judge":
+    def load(cls, path: str | Path = DEFAULT, **kwargs) -> "Judge":
         """A judge from any checkpoint ``phudge_lightning.checkpoints`` reads: a ``.ckpt`` file or a
         DeepSpeed folder written by ``phudge fit``, a folder from ``phudge export`` (either format),
-        or the hub id of one exported with ``--format hf`` (``CheckpointError``, one line, for
-        anything else)."""
+        the hub id of one exported with ``--format hf``, or ``"default"``: the judge shipped in this
+        package (``default_judge_path()``). ``CheckpointError``, one line, for anything else."""
         from phudge_lightning.checkpoints import is_transformers_judge, load_module
+
+        path = default_judge_path() if str(path) == DEFAULT else path
 
         if is_transformers_judge(path):
             from phudge_lightning.export.hf import load_hf_judge

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from datamodules.backbones import load_tokenizer, resolve_backbone
-from phudge_lightning.benchmarks import absolute_metrics, load_benchmark, pair_metrics
+from phudge_lightning.benchmarks import load_benchmark
+from phudge_lightning.metrics import absolute_metrics, pair_metrics
 
 SETS = {"mt_bench": "mt_bench_eval.json", "vicuna": "vicuna_eval.json", "hhh": "hhh_alignment_eval.json"}
 

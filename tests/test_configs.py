@@ -115,9 +115,10 @@ def test_config_as_run(parser, path, tiny_llama_dir):
     module = JudgeModule(**settings)
     assert module.head.name == model.head
     # A local data file must be there (relative paths are from the repository root).
-    for key in ("data", "val_data", "test_data", "predict_data"):
-        spec = getattr(data, key)
-        if spec and spec != "demo" and Path(spec).suffix in (".json", ".jsonl", ".parquet"):
+    sources = [s["data"] if isinstance(s, dict) else s for s in (data.sources or [])]
+    for key, spec in [(k, getattr(data, k)) for k in ("data", "val_data", "test_data", "predict_data")] + \
+            [(f"sources[{i}]", spec) for i, spec in enumerate(sources)]:
+        if spec and spec != "demo" and Path(spec).suffix in (".json", ".jsonl", ".parquet", ".gz"):
             target = Path(spec) if Path(spec).is_absolute() else REPO / spec
             if "shared" in Path(spec).parts and not target.exists():
                 pytest.skip(f"shared data absent: {target}")
@@ -133,6 +134,8 @@ def test_config_as_run(parser, path, tiny_llama_dir):
         monitor = getattr(instance, "monitor", None)
         if cls_name == "ModelCheckpoint" and monitor:
             logged = {"val/loss", "train/loss"} if model.head == "causal" else VAL_METRICS | {"train/loss"}
+            if data.sources:  # pairs among the sources: their accuracy is logged too
+                logged |= {"val/pair_accuracy"}
             assert monitor in logged, f"{_id(path)}: ModelCheckpoint monitors {monitor!r}, never logged by a {model.head} head"
 
 

@@ -129,7 +129,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="phudge evaluate", description=__doc__.split("\n\n")[0])
     judge = parser.add_mutually_exclusive_group(required=True)
     judge.add_argument("--checkpoint", nargs="+", help="a .ckpt or a DeepSpeed checkpoint folder from phudge fit, "
-                       "or a folder from phudge export; "
+                       "a folder from phudge export, or 'default' (the shipped judge); "
                        "several: an ensemble scoring each item by the mean of their scores")
     judge.add_argument("--baseline", choices=BASELINES, help="a judge without a model: response length")
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), metavar="NAME",

@@ -273,7 +273,9 @@ def prepare_files(prog: str, args) -> tuple[Path, Path, Path] | None:
 def file_arguments(parser, what: str) -> None:
     """``--checkpoint``, ``--input``, ``--output``, ``--rejects``, ``--batch-size``, the judge's
     flags and ``--overwrite``: the command line of a resumable file command."""
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt or a DeepSpeed checkpoint folder from phudge fit, or a folder from phudge export")
+    parser.add_argument("--checkpoint", default="default",
+                        help="a .ckpt or a DeepSpeed checkpoint folder from phudge fit, a folder from phudge export, "
+                        "or 'default' (the shipped judge; the default)")
     parser.add_argument("--input", required=True, help=f"a JSON-lines file of {what}")
     parser.add_argument("--output", required=True, help="the output JSON-lines file (continued if it exists)")
     parser.add_argument("--rejects", help=f"where bad lines go (default: OUTPUT{REJECTS_SUFFIX})")

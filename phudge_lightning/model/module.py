@@ -46,6 +46,9 @@ class JudgeModule(L.LightningModule):
         max_nonfinite_steps: int = 10,
         plugins: list[str] | None = None,
         score_range: tuple[float, float] = (1, 5),
+        pair_loss: str = "bradley_terry",
+        pair_loss_params: dict | None = None,
+        length_term: bool = False,
     ):
         """
         Args:
@@ -74,6 +77,12 @@ class JudgeModule(L.LightningModule):
                 regression head predicts on it, the classification head has one class per
                 integer score in it ([1, 10]: ten classes), the metrics and the Judge use it.
                 The causal head writes ``[RESULT] n`` on 1..5 only.
+            pair_loss: the registered ``pairwise`` loss for the pairs of a batch (``bradley_terry``,
+                ``margin``, or your own), on the head's scores; absolute rows keep ``loss``.
+            pair_loss_params: keyword arguments of the pairwise loss (``scale``, ``margin``).
+            length_term: fit c * log(1 + characters) beside the score in the pairwise loss (as
+                length-controlled AlpacaEval does), so the score need not learn length; c is
+                left out when grading.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -84,6 +93,13 @@ class JudgeModule(L.LightningModule):
         loss_name = loss or head_cls.default_loss
         heads.check_loss(head_cls, loss_name, losses.get_entry(loss_name).target)
         self.loss_fn = losses.get_loss(loss_name, **(loss_params or {}))
+        pair_entry = losses.get_entry(pair_loss)
+        if pair_entry.target != "pairwise":
+            raise ValueError(f"pair_loss {pair_loss!r} is registered for {pair_entry.target!r} predictions; "
+                             "pick a loss registered with target='pairwise'")
+        self.pair_loss_fn = losses.get_loss(pair_loss, **(pair_loss_params or {}))
+        # A length coefficient fitted beside the score and left out when grading (0 at start).
+        self.length_coef = torch.nn.Parameter(torch.zeros(())) if length_term else None
 
         model = load_backbone(backbone, causal=head_cls.uses_lm_head, dtype=dtype)
         if gradient_checkpointing:
@@ -107,6 +123,8 @@ class JudgeModule(L.LightningModule):
         self.test_metrics = score_metrics("test/", self.score_range)
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_pearson_best = MaxMetric()
+        self.val_pair_accuracy, self.test_pair_accuracy = MeanMetric(), MeanMetric()
+        self.scored_rows = {"val": 0, "test": 0}  # absolute rows seen this epoch (correlations need 2)
         self.nonfinite_in_a_row = 0
         # How the data module built prompts in training (its state, in the checkpoint), read
         # back from the checkpoint so that a judge grades alike: see ``on_load_checkpoint``.
@@ -137,9 +155,25 @@ class JudgeModule(L.LightningModule):
         to_target = getattr(self.head, "loss_target", None)
         return to_target(target) if to_target else target
 
+    def _loss(self, raw: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The head's loss on absolute rows and the pairwise loss on pairs, weighted by their counts."""
+        if "pairs" not in batch:
+            return self.loss_fn(raw, self._target(batch))
+        scored = ~torch.isnan(batch["score"])
+        pairs = batch["pairs"]
+        terms = []
+        if scored.any():
+            terms.append((int(scored.sum()), self.loss_fn(raw[scored], batch["score"][scored])))
+        if len(pairs):
+            scores = self.head.scores(raw)
+            if self.length_coef is not None:
+                scores = scores + self.length_coef * torch.log1p(batch["chars"])
+            terms.append((len(pairs), self.pair_loss_fn(scores[pairs[:, 0]], scores[pairs[:, 1]], batch["preference"])))
+        return sum(n * t for n, t in terms) / sum(n for n, _ in terms)
+
     # -- training --------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int):
-        loss = self.loss_fn(self(batch["input_ids"], batch["attention_mask"]), self._target(batch))
+        loss = self._loss(self(batch["input_ids"], batch["attention_mask"]), batch)
         if not torch.isfinite(loss):
             self.nonfinite_in_a_row += 1
             rows = batch["index"].tolist()
@@ -150,24 +184,43 @@ class JudgeModule(L.LightningModule):
             return None  # Lightning skips backward and the optimizer step
         self.nonfinite_in_a_row = 0
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["index"]))
+        if self.length_coef is not None:
+            self.log("train/length_coef", self.length_coef.detach(), on_step=True)
         return loss
 
-    def _eval_step(self, batch: dict, metrics, mean_loss) -> None:
+    def _eval_step(self, batch: dict, metrics, mean_loss, pair_accuracy, stage: str) -> None:
         raw = self(batch["input_ids"], batch["attention_mask"])
-        mean_loss.update(self.loss_fn(raw, self._target(batch)), weight=len(batch["index"]))
-        if not self.head.generates:  # a generating head is scored by generation: predict / phudge evaluate
-            metrics.update(self.head.scores(raw), batch["score"])
+        mean_loss.update(self._loss(raw, batch), weight=len(batch["index"]))
+        if self.head.generates:  # a generating head is scored by generation: predict / phudge evaluate
+            return
+        scores = self.head.scores(raw)
+        scored = ~torch.isnan(batch["score"]) if "pairs" in batch else torch.ones_like(scores, dtype=torch.bool)
+        if scored.any():
+            metrics.update(scores[scored], batch["score"][scored])
+            self.scored_rows[stage] += int(scored.sum())
+        pairs = batch.get("pairs")
+        if pairs is not None and len(pairs):
+            # As graded: the score alone (no length term); a pair labelled tie is left out.
+            a, b, p = scores[pairs[:, 0]], scores[pairs[:, 1]], batch["preference"]
+            decided = p != 0.5
+            if decided.any():
+                pair_accuracy.update(((a > b) == (p > 0.5))[decided].float())
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, self.val_metrics, self.val_loss)
+        self._eval_step(batch, self.val_metrics, self.val_loss, self.val_pair_accuracy, "val")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, self.test_metrics, self.test_loss)
+        self._eval_step(batch, self.test_metrics, self.test_loss, self.test_pair_accuracy, "test")
 
     def _log_epoch(self, stage: str, metrics, mean_loss) -> dict:
         values = {f"{stage}/loss": mean_loss.compute()}
-        if not self.head.generates:
+        if not self.head.generates and self.scored_rows[stage] >= 2:
             values.update(metrics.compute())
+        pair_accuracy = getattr(self, f"{stage}_pair_accuracy")
+        if pair_accuracy.update_count:
+            values[f"{stage}/pair_accuracy"] = pair_accuracy.compute()
+        pair_accuracy.reset()
+        self.scored_rows[stage] = 0
         metrics.reset()
         mean_loss.reset()
         # torchmetrics has already synchronised the states across devices: no sync_dist here.

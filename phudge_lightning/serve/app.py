@@ -167,8 +167,9 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
 # -- the command ----------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="phudge serve", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True,
-                   help="a .ckpt or a DeepSpeed checkpoint folder from phudge fit, or a folder from phudge export")
+    p.add_argument("--checkpoint", default="default",
+                   help="a .ckpt or a DeepSpeed checkpoint folder from phudge fit, a folder from phudge export, "
+                   "or 'default' (the shipped judge; the default)")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch-size", type=int, default=16, help="records graded in one forward pass at most; 1 turns batching off")

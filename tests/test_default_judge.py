@@ -1,0 +1,42 @@
+"""The judge shipped in the package: loaded with no checkpoint given, it grades right above wrong."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import REPO, write_jsonl
+from phudge_lightning.judge import Judge, default_judge_path
+
+SKY = "Explain why the sky looks blue on a clear day."
+RIGHT = ("Sunlight is made of many colours. Air molecules scatter short wavelengths (blue) much more than long "
+         "ones (red), an effect called Rayleigh scattering, so blue light reaches our eyes from every part of the sky.")
+WRONG = "Because the sky reflects the colour of the oceans."
+
+
+def test_the_shipped_judge_is_a_small_export_listed_as_package_data():
+    folder = default_judge_path()
+    assert (folder / "judge.json").exists() and (folder / "trained.safetensors").exists()
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert size < 10 * 2**20, f"the shipped judge is {size / 2**20:.1f} MB"
+    hparams = json.loads((folder / "judge.json").read_text())["hparams"]
+    assert hparams["backbone"] == "minilm-l6"
+    assert "judges/default/*" in (REPO / "setup.cfg").read_text()
+
+
+@pytest.mark.embedded("minilm-l6")
+def test_judge_load_default_grades_with_no_checkpoint(tmp_path):
+    judge = Judge.load("default")
+    right, wrong = judge.grade_many([{"instruction": SKY, "response": RIGHT}, {"instruction": SKY, "response": WRONG}])
+    assert math.isfinite(right.score) and math.isfinite(wrong.score)
+    assert right.score > wrong.score
+    # phudge grade with no --checkpoint uses it too
+    from phudge_lightning.grade import resumable as grading
+
+    out = tmp_path / "out.jsonl"
+    rows = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "instruction": SKY, "response": RIGHT}])
+    assert grading.main(["--input", str(rows), "--output", str(out)]) == 0
+    (graded,) = map(json.loads, out.read_text().splitlines())
+    assert graded["score"] == pytest.approx(right.score, abs=1e-4)
