@@ -41,8 +41,8 @@ def test_alpaca_eval_soft_preference_and_fields(tmp_path):
 @pytest.mark.parametrize("change,field,words", [
     ({"preference": 0.0}, "preference", "from 1 to 2"),
     ({"preference": 2.5}, "preference", "from 1 to 2"),
-    ({"output_2": ""}, "output_2", "missing or empty"),
-    ({"instruction": None}, "instruction", "missing"),
+    ({"output_2": None}, "output_2", "must be text, got null"),
+    ({"instruction": None}, "instruction", "must be text, got null"),
 ])
 def test_alpaca_eval_bad_rows_name_file_row_and_field(tmp_path, change, field, words):
     path = parquet(tmp_path / "a.parquet", [ALPACA, {**ALPACA, **change}])
@@ -54,7 +54,7 @@ def test_alpaca_eval_bad_rows_name_file_row_and_field(tmp_path, change, field, w
 
 def test_alpaca_eval_non_text_output_in_json_lines(tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", [ALPACA, {**ALPACA, "output_1": 5}])
-    with pytest.raises(RecordError, match=r"row 2, field 'output_1': must be text, got int"):
+    with pytest.raises(RecordError, match=r"row 2, field 'output_1': must be text, got a number \(5\)"):
         load_items(str(path))
 
 
@@ -79,7 +79,6 @@ def test_autoj_single_maps_1_10_to_1_5_and_keeps_the_critique(tmp_path):
     (autoj_row(critique="No rating here."), "target_output", "Rating: [[x]]"),
     (autoj_row(critique="Rating: [[11]]"), "target_output", "from 1 to 10"),
     ({**autoj_row(), "usrmsg": "no sections"}, "usrmsg", "[Query]:"),
-    (autoj_row(response=""), "usrmsg", "missing or empty"),
 ])
 def test_autoj_single_bad_rows(tmp_path, row, field, words):
     path = write_jsonl(tmp_path / "j.jsonl", [autoj_row(), row])
@@ -107,7 +106,6 @@ def test_hh_rlhf_context_is_every_turn_before_the_last_assistant_turn(tmp_path):
 
 @pytest.mark.parametrize("row,field,words", [
     ({"chosen": dialogue("Hi", "Hello"), "rejected": dialogue("Bye", "Hello")}, "rejected", "differs"),
-    ({"chosen": dialogue("Hi", ""), "rejected": dialogue("Hi", "Hello")}, "chosen", "missing or empty"),
     ({"chosen": "\n\nHuman: only a question", "rejected": dialogue("Hi", "Hello")}, "chosen", "Assistant"),
     ({"chosen": dialogue("Hi", "Hello"), "rejected": 3}, "rejected", "must be text"),
 ])
@@ -142,3 +140,16 @@ def test_a_user_registers_a_format(tmp_path):
             register_format("test_winner_pairs", kind="pairs")(lambda *a, **k: None)
     finally:
         FORMATS.pop("test_winner_pairs")
+
+
+def test_an_empty_answer_is_an_answer_in_every_training_format(tmp_path):
+    # An empty response is the worst answer, not a bad row: it loads and trains like any other.
+    alpaca = parquet(tmp_path / "a.parquet", [{**ALPACA, "output_2": ""}])
+    (pair,), _, _ = load_items(str(alpaca))
+    assert pair.b.response == ""
+    autoj = write_jsonl(tmp_path / "j.jsonl", [autoj_row(response="")])
+    (record,), _ = load_records(str(autoj), format="autoj_single")
+    assert record.response == ""
+    hh = write_jsonl(tmp_path / "hh.jsonl", [{"chosen": dialogue("Hi", ""), "rejected": dialogue("Hi", "Go away")}])
+    (pair,), _, _ = load_items(str(hh), format="hh_rlhf")
+    assert (pair.a.response, pair.b.response) == ("", "Go away")
