@@ -263,10 +263,10 @@ def test_grade_takes_a_rubric_name_and_refuses_an_unknown_one(server):
 
 # -- pairs read off rankings ---------------------------------------------------------------------------
 def make_pairs(spec):
-    from datamodules.records import Record
-    from phudge_lightning.benchmarks import Pair
+    from datamodules.records import Pair, Record
 
-    return [Pair(Record(instruction=q, response=a), Record(instruction=q, response=b), label) for q, a, b, label in spec]
+    return [Pair.labelled(Record(instruction=q, response=a), Record(instruction=q, response=b), label)
+            for q, a, b, label in spec]
 
 
 def test_pairs_are_read_off_each_instructions_ranking():
