@@ -292,9 +292,11 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    paths = prepare_files("phudge grade", args)
+def run_file_command(prog: str, label: str, args, process) -> int:
+    """The shared ``main`` of the file commands (grade, rank): check the files, load the judge
+    (one line and exit 2 for a bad checkpoint), then ``process(judge, *paths, batch_size=...,
+    rubric=..., advance=..., report=...)`` under a progress bar."""
+    paths = prepare_files(prog, args)
     if paths is None:
         return 2
     from phudge_lightning.checkpoints import CheckpointError
@@ -303,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
     except CheckpointError as e:
-        print(f"phudge grade: {e}", file=sys.stderr)
+        print(f"{prog}: {e}", file=sys.stderr)
         return 2
-    return run_with_progress("grading", *paths, lambda advance, report: grade_file(
+    return run_with_progress(label, *paths, lambda advance, report: process(
         judge, *paths, batch_size=args.batch_size, rubric=args.rubric, advance=advance, report=report))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_file_command("phudge grade", "grading", parse_args(argv), grade_file)

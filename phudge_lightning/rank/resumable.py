@@ -18,14 +18,11 @@ Bad lines go to the rejects file and a killed run continues where it stopped, ex
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
 from datamodules.rubrics import resolve_rubric
-from phudge_lightning.grade.resumable import (Summary, file_arguments, prepare_files, process_file, read_line,
-                                              run_with_progress)
-from phudge_lightning.judge_options import judge_options
+from phudge_lightning.grade.resumable import (Summary, file_arguments, run_file_command, process_file, read_line)
 from phudge_lightning.rank.ranking import RANK_FIELDS, validate_rank_row
 
 
@@ -59,17 +56,4 @@ def parse_args(argv):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    paths = prepare_files("phudge rank", args)
-    if paths is None:
-        return 2
-    from phudge_lightning.checkpoints import CheckpointError
-    from phudge_lightning.judge import Judge
-
-    try:
-        judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
-    except CheckpointError as e:
-        print(f"phudge rank: {e}", file=sys.stderr)
-        return 2
-    return run_with_progress("ranking", *paths, lambda advance, report: rank_file(
-        judge, *paths, batch_size=args.batch_size, rubric=args.rubric, advance=advance, report=report))
+    return run_file_command("phudge rank", "ranking", parse_args(argv), rank_file)
