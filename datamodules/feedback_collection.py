@@ -140,6 +140,7 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         max_length: int | None = None,
         skip_invalid: bool = False,
         use_chat_template: bool = True,
+        layout: str = "prometheus",
         limit: int | None = None,
         score_range: tuple[float, float] = (1, 5),
         sources: list[dict] | None = None,
@@ -166,6 +167,9 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             max_length: a fixed maximum length instead of the percentile.
             skip_invalid: skip and count bad rows instead of stopping at the first.
             use_chat_template: wrap the prompt in the tokenizer's chat template when it has one.
+            layout: ``prometheus`` (the paper's grading prompt) or ``conversation`` (the
+                instruction as the user's turn, the response as the assistant's: the chat a
+                reward model reads; see ``datamodules.conversation``).
             limit: read at most this many valid rows (quick runs).
             score_range: ``[low, high]`` of the scores (linked from ``model.score_range``): rows
                 are checked against it and the prompt asks for a score in it.
@@ -195,7 +199,8 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
 
     def _encoder(self, with_completion: bool, max_length: int | None) -> PromptEncoder:
         return PromptEncoder(self.tokenizer, max_length=max_length, use_chat_template=self.hparams.use_chat_template,
-                             with_completion=with_completion, score_range=tuple(self.hparams.score_range))
+                             with_completion=with_completion, score_range=tuple(self.hparams.score_range),
+                             layout=self.hparams.layout)
 
     def _lengths(self, table: datasets.Dataset, encoder: PromptEncoder) -> list[int]:
         return [encoder.length(Record(**row)) for row in table]
@@ -239,9 +244,10 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
 
     @property
     def prompt_settings(self) -> dict:
-        """How prompts are built: the token budget and the chat template. Saved in this module's
-        state (so in every checkpoint), read back by ``Judge.load`` and by test/predict."""
-        return {"max_length": self.max_length, "use_chat_template": self.hparams.use_chat_template}
+        """How prompts are built: the token budget, the chat template and the layout. Saved in this
+        module's state (so in every checkpoint), read back by ``Judge.load`` and by test/predict."""
+        return {"max_length": self.max_length, "use_chat_template": self.hparams.use_chat_template,
+                "layout": self.hparams.layout}
 
     def _setup_sources(self) -> None:
         """Train and validation sets from ``sources``: records and pairs, split by instruction."""
@@ -280,13 +286,20 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         self.lengths["train"] = [min(n, self.max_length) for n in train_lengths]
         self.lengths["val"] = [min(mixing_length(it, measure), self.max_length) for it in val]
 
-    def use_max_length(self, max_length: int | None) -> None:
-        """Cut test and predict prompts at a judge's training budget (its checkpoint's
-        ``prompt_settings``) rather than at one derived here, unless ``max_length`` was set
-        explicitly. Sets already built are rebuilt."""
-        if self.hparams.max_length is not None or not max_length or max_length == self.max_length:
+    def use_prompt_settings(self, settings: dict) -> None:
+        """Build test and predict prompts as the judge read in training (its checkpoint's
+        ``prompt_settings``): its layout always, since a judge read another way grades noise, and
+        its token budget unless ``max_length`` was set explicitly. Sets already built are rebuilt."""
+        changed = False
+        layout = settings.get("layout", "prometheus")
+        if layout != self.hparams.layout:
+            log.info("prompts in the judge's %r layout (the data config says %r)", layout, self.hparams.layout)
+            self.hparams.layout, changed = layout, True
+        max_length = settings.get("max_length")
+        if self.hparams.max_length is None and max_length and max_length != self.max_length:
+            self.max_length, changed = max_length, True
+        if not changed:
             return
-        self.max_length = max_length
         rebuild = [name for name in ("test", "predict") if name in self.sets]
         for name in rebuild:
             del self.sets[name]
@@ -341,9 +354,9 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict) -> None:
         trainer = self.trainer
         if trainer is not None and trainer.state.fn in ("test", "predict"):
-            # test/predict --ckpt_path: Lightning restores after setup, so these prompts were cut
-            # at a length derived here; the judge's training budget is the one to grade with.
-            self.use_max_length((state_dict.get("prompt_settings") or {}).get("max_length"))
+            # test/predict --ckpt_path: Lightning restores after setup, so these prompts were built
+            # with settings derived here; the judge's own (layout, budget) are the ones to grade with.
+            self.use_prompt_settings(state_dict.get("prompt_settings") or {})
             return
         self._resume_at = tuple(state_dict.get("train_position", (0, 0)))
         self._apply_resume()  # (some strategies restore after the loader was built)

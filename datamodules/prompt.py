@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from datamodules import conversation
 from datamodules.prometheus import completion, render, task_description  # noqa: F401 (the encoder's input)
 from datamodules.records import Record
 
@@ -12,6 +13,9 @@ CUT_MARK = " [...] "
 # The free-text fields that truncation may shorten, never the rubric, headers or prompt's end.
 CUTTABLE = ("response", "reference_answer", "context", "instruction")
 
+
+# How a record becomes text: Prometheus' grading prompt, or the chat a reward model reads.
+LAYOUTS = ("prometheus", "conversation")
 
 # Tokenizers with no stated limit report a huge sentinel (transformers: int(1e30)).
 NO_LIMIT = 1_000_000
@@ -45,7 +49,12 @@ class PromptEncoder:
     """
 
     def __init__(self, tokenizer, max_length: int | None = None, use_chat_template: bool = True, with_completion: bool = False,
-                 score_range=(1, 5)):
+                 score_range=(1, 5), layout: str = "prometheus"):
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        if layout == "conversation" and with_completion:
+            raise ValueError("the causal head generates after the Prometheus prompt: use layout 'prometheus' with it")
+        self.layout = layout
         self.tokenizer = tokenizer
         self.score_range = tuple(score_range)
         self.max_length = max_length
@@ -53,6 +62,12 @@ class PromptEncoder:
         self.with_completion = with_completion
 
     def text(self, record: Record) -> str:
+        if self.layout == "conversation":
+            if not self.chat:
+                return conversation.render_plain(record)
+            # Ending on the end-of-turn token, not the newline after it: the last state has read
+            # the whole answer and the turn's close.
+            return self.tokenizer.apply_chat_template(conversation.messages(record), tokenize=False).rstrip()
         prompt = render(record, self.score_range)
         if not self.chat:
             return prompt

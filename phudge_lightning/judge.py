@@ -132,7 +132,8 @@ class Judge:
         # Without a training budget, the backbone's own limit: a long text is cut, never run whole.
         max_length = token_budget(self.tokenizer, max_length or settings.get("max_length"))
         self.encoder = PromptEncoder(self.tokenizer, max_length=max_length,
-                                     use_chat_template=settings.get("use_chat_template", True), score_range=self.score_range)
+                                     use_chat_template=settings.get("use_chat_template", True), score_range=self.score_range,
+                                     layout=settings.get("layout", "prometheus"))
         self.collate = Collator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
         self.batch_size = batch_size
         # On CPU a padded batch is slower than its rows one by one (see the module docstring).

@@ -153,3 +153,36 @@ def test_causal_truncation_keeps_the_completion(plain, n):
     kept = [t for t, l in zip(encoded.input_ids, encoded.labels) if l != -100]
     assert plain.decode(kept, skip_special_tokens=True) == "Feedback: Good but short. [RESULT] 4"
     assert encoded.labels[0] == -100
+
+
+# -- the conversation layout ----------------------------------------------------------------------
+@pytest.mark.parametrize("use_chat", [False, True])
+def test_conversation_layout_puts_the_answer_last(plain, chat, use_chat):
+    tokenizer = chat if use_chat else plain
+    encoder = PromptEncoder(tokenizer, layout="conversation")
+    text = tokenizer.decode(encoder.encode(record()).input_ids)
+    # No grading instructions: the instruction, the sections given, then the answer at the end.
+    assert "###Task Description:" not in text and "###Feedback:" not in text
+    assert text.index("Explain why steak should rest.") < text.index("###Reference Answer:") < text.index("###Score Rubrics:")
+    assert text.index("###Score Rubrics:") < text.index("It keeps the juice in.")
+    if use_chat:  # the assistant's turn, closed, with nothing after it (where `last` pooling reads)
+        assert "<|assistant|>\nIt keeps the juice in." in text and text.endswith("It keeps the juice in.</s>")
+    else:
+        assert text.endswith("###Response:\nIt keeps the juice in.")
+    bare = tokenizer.decode(encoder.encode(record(rubric=None, reference_answer=None)).input_ids)
+    assert "###Reference Answer:" not in bare and "###Score Rubrics:" not in bare
+
+
+def test_conversation_layout_cuts_the_answer_within_budget(plain):
+    encoder = PromptEncoder(plain, max_length=120, layout="conversation")
+    encoded = encoder.encode(_long_record())
+    text = plain.decode(encoded.input_ids)
+    assert encoded.truncated and len(encoded.input_ids) <= 120
+    assert CUT_MARK.strip() in text and "###Response:" in text
+
+
+def test_conversation_layout_is_checked():
+    with pytest.raises(ValueError, match="layout must be one of prometheus, conversation"):
+        PromptEncoder(tiny_tokenizer(), layout="chat")
+    with pytest.raises(ValueError, match="causal head"):
+        PromptEncoder(tiny_tokenizer(), layout="conversation", with_completion=True)

@@ -85,6 +85,10 @@ def _classification_class(config):
 def check_exportable(module) -> None:
     """Raise ``NotExportable`` when the standard class cannot compute this judge's scores."""
     head = _head_name(module)
+    layout = module.prompt_settings.get("layout", "prometheus")
+    if layout != "prometheus":
+        raise NotExportable(f"prompt_template.jinja writes the Prometheus prompt; this judge reads the {layout!r} layout "
+                            "(export it with --format phudge)")
     if not _builtin_head(module):
         raise NotExportable(f"head {module.hparams.head!r} has no standard transformers form (only {EXACT_HEADS} do)")
     if head == "causal":
