@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from datamodules import conversation
 from datamodules.prometheus import completion, render, task_description  # noqa: F401 (the encoder's input)
-from datamodules.records import Record
+from datamodules.records import Record, rubric_text
 
 CUT_MARK = " [...] "
-# The free-text fields that truncation may shorten, never the rubric, headers or prompt's end.
-CUTTABLE = ("response", "reference_answer", "context", "instruction")
+# The fields that truncation may shorten (the rubric as its text), never the headers or the prompt's end.
+CUTTABLE = ("response", "reference_answer", "context", "instruction", "rubric")
 
 
 # How a record becomes text: Prometheus' grading prompt, or the chat a reward model reads.
@@ -31,6 +31,16 @@ def token_budget(tokenizer, max_length: int | None = None) -> int | None:
     return min(max_length, limit) if limit else max_length
 
 
+def cut_level(lengths: list[int], excess: int, floor: int) -> int:
+    """The length L that the longest fields are cut to: the largest L >= ``floor`` with
+    sum_i max(0, n_i - L) >= ``excess`` (water-filling: the fields above L end at L, the others
+    are untouched), or ``floor`` when even that does not save enough."""
+    for level in range(max(lengths), floor - 1, -1):
+        if sum(max(0, n - level) for n in lengths) >= excess:
+            return level
+    return floor
+
+
 @dataclass
 class Encoded:
     input_ids: list[int]
@@ -41,11 +51,14 @@ class Encoded:
 class PromptEncoder:
     """Tokenise records into at most ``max_length`` tokens.
 
-    Over the budget, the longest free-text field (response, reference answer, context,
-    instruction) loses its middle, marked ``[...]``, until the prompt fits: the rubric, the
-    section headers and the end of the prompt (where a decoder is pooled) stay whole. Only if
-    every field is already short and the prompt is still too long is the middle of the token
-    sequence itself dropped, so the result never exceeds the budget.
+    Over the budget, the longest fields (response, reference answer, context, instruction, the
+    rubric's text) lose their middles, marked ``[...]``, down to one common length, the largest
+    that fits (``cut_level``): the section headers and the end of the prompt (where a decoder is
+    pooled) stay whole, and so does every field shorter than that length. The rubric is a field like the others because on a
+    small budget (MiniLM's 256 tokens: task description and rubric alone fill it) keeping it
+    whole would leave no room for the response, the one field a judge cannot grade without.
+    Only if every field is already short and the prompt is still too long is the middle of the
+    token sequence itself dropped, so the result never exceeds the budget.
     """
 
     def __init__(self, tokenizer, max_length: int | None = None, use_chat_template: bool = True, with_completion: bool = False,
@@ -101,22 +114,26 @@ class PromptEncoder:
         ids = self._ids(self.text(record))
         if budget is None or len(ids) <= budget:
             return ids, False
-        fields = {name: getattr(record, name) for name in CUTTABLE if getattr(record, name)}
+        fields = {name: rubric_text(record.rubric) if name == "rubric" else getattr(record, name)
+                  for name in CUTTABLE if getattr(record, name)}
         mark = len(self.tokenizer(CUT_MARK, add_special_tokens=False)["input_ids"])
         floor = 16 + mark  # a field this short is not cut again
         slack = 8  # re-tokenising the joined text can cost a few tokens: more each round
         for _ in range(4 * len(CUTTABLE)):
             field_ids = {name: self.tokenizer(text, add_special_tokens=False)["input_ids"] for name, text in fields.items()}
-            name = max(field_ids, key=lambda n: len(field_ids[n]), default=None)
-            if name is None or len(field_ids[name]) <= floor:
+            longer = {name: n for name, n in ((k, len(v)) for k, v in field_ids.items()) if n > floor}
+            if not longer:
                 break
-            excess = len(ids) - budget
-            keep = max(len(field_ids[name]) - excess - mark - slack, 16)
-            head, tail = field_ids[name][: keep // 2], field_ids[name][-(keep - keep // 2) :]
-            # A cut through a multi-byte character decodes to U+FFFD, which re-encodes longer.
-            head_text = self.tokenizer.decode(head).rstrip("\ufffd")
-            tail_text = self.tokenizer.decode(tail).lstrip("\ufffd")
-            fields[name] = head_text + CUT_MARK + tail_text
+            level = cut_level(list(longer.values()), len(ids) - budget + slack, floor)
+            for name, n in longer.items():
+                if n <= level:
+                    continue
+                keep = max(level - mark, 16)
+                head, tail = field_ids[name][: keep // 2], field_ids[name][-(keep - keep // 2) :]
+                # A cut through a multi-byte character decodes to U+FFFD, which re-encodes longer.
+                head_text = self.tokenizer.decode(head).rstrip("\ufffd")
+                tail_text = self.tokenizer.decode(tail).lstrip("\ufffd")
+                fields[name] = head_text + CUT_MARK + tail_text
             ids = self._ids(self.text(dataclasses.replace(record, **fields)))
             if len(ids) <= budget:
                 return ids, True

@@ -157,9 +157,10 @@ def skeleton_length(encoder: PromptEncoder, record: Record) -> int:
 
 @SLOW
 @given(st.sampled_from(sorted(TOKENIZERS)), records(whole_chars_text), st.integers(0, 300))
-def test_truncation_keeps_the_rubric_and_the_end(kind, record, slack):
-    """With room for the fixed parts, only the free-text fields are cut: the rubric, the
-    headers and the end of the prompt (where a decoder is pooled) stay whole."""
+def test_truncation_keeps_the_headers_and_the_end(kind, record, slack):
+    """With room for the fixed parts, only the fields are cut: the headers and the end of the
+    prompt (where a decoder is pooled) stay whole, and the rubric too unless it was cut as the
+    longest field (then its criteria line, its start, is still there)."""
     tokenizer = TOKENIZERS[kind]
     measure = PromptEncoder(tokenizer)
     max_length = skeleton_length(measure, record) + 4 * 16 + slack
@@ -167,7 +168,9 @@ def test_truncation_keeps_the_rubric_and_the_end(kind, record, slack):
     text = tokenizer.decode(encoded.input_ids)
     assert len(encoded.input_ids) <= max_length
     if record.rubric is not None:
-        assert rubric_text(record.rubric) in text
+        rubric = rubric_text(record.rubric)
+        assert rubric in text or rubric[:8] in text
+        assert "###Score Rubrics:" in text
     assert text.endswith(prompt_end(measure, record))
     for header in ("###The instruction to evaluate:", "###Response to evaluate:"):
         assert header in text
