@@ -63,3 +63,17 @@ def test_predict_adopts_the_judges_layout(conversation_judge, tiny_llama_dir, tm
     after = data.tokenizer.decode(data.sets["predict"][0]["input_ids"])
     assert data.hparams.layout == "conversation" and data.max_length == 200
     assert "###Task Description:" in data.tokenizer.decode(before) and "###Task Description:" not in after
+
+
+def test_phudge_data_measures_either_layout_and_takes_every_format(tiny_llama_dir, small_records_file, capsys):
+    from phudge_lightning.data.summary import main, summarize
+
+    prometheus, _ = summarize(str(small_records_file), backbone=str(tiny_llama_dir))
+    conversation, _ = summarize(str(small_records_file), backbone=str(tiny_llama_dir), layout="conversation")
+    # The conversation has no task description: every prompt, so the 99th percentile, is shorter.
+    assert conversation["valid"] == prometheus["valid"] == 40
+    assert conversation["p99_tokens"] < prometheus["p99_tokens"]
+    assert main(["--data", str(small_records_file), "--backbone", "none", "--format", "records", "--json"]) == 0
+    assert '"valid": 40' in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a format nobody registered is refused by name
+        main(["--data", str(small_records_file), "--format", "no_such_format"])

@@ -9,7 +9,7 @@ KEYS = ("rows", "valid", "invalid", "with_rubric", "with_reference", "p99_tokens
 
 
 def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0,
-              score_range=(1, 5)) -> tuple[dict, list]:
+              score_range=(1, 5), layout: str = "prometheus") -> tuple[dict, list]:
     from datamodules.feedback_collection import percentile_length
     from datamodules.records import score_scale
     from datamodules.sources import load_records
@@ -28,22 +28,27 @@ def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "a
         from datamodules.backbones import load_tokenizer
         from datamodules.prompt import PromptEncoder
 
-        encoder = PromptEncoder(load_tokenizer(backbone), score_range=score_range)
+        encoder = PromptEncoder(load_tokenizer(backbone), score_range=score_range, layout=layout)
         result["p99_tokens"] = percentile_length([encoder.length(r) for r in records], percentile)
     return result, errors
 
 
 def main(argv: list[str] | None = None) -> int:
+    from datamodules.formats import FORMATS
+    from datamodules.prompt import LAYOUTS
+
     parser = argparse.ArgumentParser(prog="phudge data", description=__doc__)
     parser.add_argument("--data", required=True, help="demo, a json/jsonl/parquet file, or a hub dataset name")
     parser.add_argument("--backbone", default="smollm2-135m", help="tokenizer for p99_tokens ('none' to skip)")
-    parser.add_argument("--format", default="auto", choices=["auto", "records", "feedback_collection", "prometheus"])
+    parser.add_argument("--format", default="auto", choices=["auto", *FORMATS],
+                        help="a registered data format (datamodules.formats); auto detects it from the first row")
+    parser.add_argument("--layout", default="prometheus", choices=LAYOUTS, help="the prompt layout p99_tokens measures (data.layout)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     parser.add_argument("--score-range", type=float, nargs=2, default=(1, 5), metavar=("LOW", "HIGH"),
                         help="the scale the scores are checked against (model.score_range; default 1 5)")
     args = parser.parse_args(argv)
     result, errors = summarize(args.data, None if args.backbone.lower() == "none" else args.backbone, args.format,
-                               score_range=args.score_range)
+                               score_range=args.score_range, layout=args.layout)
     for error in errors[:10]:
         print(f"invalid: {error}")
     if len(errors) > 10:
