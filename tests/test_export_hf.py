@@ -246,6 +246,19 @@ def test_a_hub_id_is_downloaded_then_loaded(tiny_bert_dir, tmp_path, monkeypatch
     assert not hf.is_hub_id("runs/x/best.ckpt") and not hf.is_hub_id(str(folder))
 
 
+def test_a_missing_folder_beside_its_parent_is_a_local_path_not_a_hub_id(tmp_path, monkeypatch):
+    """``runs/judge`` mistyped next to a ``runs/`` folder fails at once, naming the path,
+    instead of waiting on the network as the hub id ``runs/judge``."""
+    from phudge_lightning.checkpoints import CheckpointError, check_paths
+
+    monkeypatch.chdir(tmp_path)
+    assert hf.is_hub_id("runs/judge")  # no runs/ here: it could be a hub id
+    (tmp_path / "runs").mkdir()
+    assert not hf.is_hub_id("runs/judge")
+    with pytest.raises(CheckpointError, match="no checkpoint at runs/judge"):
+        check_paths(["runs/judge"])
+
+
 # -- the model card ------------------------------------------------------------------------------
 
 def test_card_from_a_real_run_and_its_snippet_grades_as_the_judge(tiny_llama_dir, small_records_file, tmp_path):

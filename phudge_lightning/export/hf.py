@@ -222,10 +222,12 @@ def is_hf_judge(path: str | Path) -> bool:
 
 
 def is_hub_id(text: str) -> bool:
-    """``owner/name`` as the hub spells it, and no local path of that name."""
+    """``owner/name`` as the hub spells it, and no local path of that name, nor a local folder
+    ``owner``: ``runs/judge`` missing beside a ``runs/`` folder is a local path mistyped, and
+    trying it on the hub would only wait for the network (minutes, offline) to say so."""
     import re
 
-    return not Path(text).exists() and not text.endswith(".ckpt") and bool(
+    return not Path(text).exists() and not Path(text).parent.is_dir() and not text.endswith(".ckpt") and bool(
         re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text))
 
 
