@@ -3,7 +3,8 @@
 The parser is ``PhudgeCLI``'s own (links and defaults included), built once with instantiation
 and the run switched off; each config is then parsed as ``fit --config FILE``. Overlay files
 (``configs/experiments/*/*.yaml`` over ``configs/experiments/base.yaml``, ``configs/paper/*.yaml``
-over ``train.yaml``, ``configs/quality/*.yaml`` over ``configs/cpu-quality.yaml``) are also parsed on top of their base, as their headers say to run them, and
+over ``train.yaml``, ``configs/quality/*.yaml`` over ``configs/cpu-quality.yaml``,
+``configs/judge-search/*.yaml`` over ``configs/judge.yaml``) are also parsed on top of their base, as their headers say to run them, and
 the merged model is built on a tiny local backbone so a head and loss that do not fit show here.
 """
 
@@ -36,7 +37,8 @@ def _id(path: Path) -> str:
 def stack(path: Path) -> list[Path]:
     """The config files to give, in order, to run ``path`` as documented."""
     base = {REPO / "configs/experiments": REPO / "configs/experiments/base.yaml", REPO / "configs/paper": TRAIN,
-            REPO / "configs/quality": REPO / "configs/cpu-quality.yaml"}
+            REPO / "configs/quality": REPO / "configs/cpu-quality.yaml",
+            REPO / "configs/judge-search": REPO / "configs/judge.yaml"}
     for folder, first in base.items():
         if folder in path.parents and path != first and first.exists():
             return [first, path]
