@@ -54,9 +54,10 @@ class PromptEncoder:
     Over the budget, the longest fields (response, reference answer, context, instruction, the
     rubric's text) lose their middles, marked ``[...]``, down to one common length, the largest
     that fits (``cut_level``): the section headers and the end of the prompt (where a decoder is
-    pooled) stay whole, and so does every field shorter than that length. The rubric is a field like the others because on a
-    small budget (MiniLM's 256 tokens: task description and rubric alone fill it) keeping it
-    whole would leave no room for the response, the one field a judge cannot grade without.
+    pooled) stay whole, and so does every field shorter than that length. The rubric is a field
+    like the others because on a small budget (MiniLM's 256 tokens: task description and rubric
+    alone fill it) keeping it whole would leave no room for the response, the one field a judge
+    cannot grade without.
     Only if every field is already short and the prompt is still too long is the middle of the
     token sequence itself dropped, so the result never exceeds the budget.
     """

@@ -394,3 +394,13 @@ def test_pooler_pooling_needs_a_pooler_and_bias_false_drops_the_bias(tiny_llama_
         pooler = module.backbone.base_model.model.pooler.dense  # peft-wrapped: LoRA included
         assert torch.allclose(module(ids, torch.ones_like(ids)), module.head(torch.tanh(pooler(cls))))
     assert JudgeModule(backbone=str(tiny_llama_dir), head_params={"bias": False}).head.proj.bias is None
+
+
+def test_a_conversation_layout_judge_is_refused_with_the_reason(tiny_bert_dir, tmp_path):
+    """The folder's prompt_template.jinja writes the Prometheus prompt: a judge that read
+    conversations would be fed the wrong text by every user of the folder."""
+    module = judge_module(tiny_bert_dir, "regression", pooling="pooler")
+    module.prompt_settings = {"max_length": 64, "use_chat_template": True, "layout": "conversation"}
+    with pytest.raises(hf.NotExportable, match="'conversation' layout"):
+        hf.export_hf(module, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
