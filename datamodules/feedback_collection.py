@@ -219,20 +219,7 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             else:
                 split = table.train_test_split(test_size=h.val_fraction, seed=h.seed, shuffle=True)
                 train, val = split["train"], split["test"]
-            measure = self._encoder(causal, None)
-            train_lengths = self._lengths(train, measure)
-            self._set_max_length(train_lengths)
-            over = sum(n > self.max_length for n in train_lengths)
-            self.stats.update({"max_length": self.max_length, "train_rows": len(train), "val_rows": len(val),
-                               "train_rows_shortened": over})
-            log.info("max_length %d (p%s of %d training rows); %d rows (%.1f%%) will be shortened",
-                     self.max_length, h.length_percentile, len(train), over, 100 * over / max(len(train), 1))
-            encoder = self._encoder(causal, self.max_length)
-            self.sets["train"] = GradingDataset(train, encoder, rubric_dropout=h.rubric_dropout,
-                                                reference_dropout=h.reference_dropout, seed=h.seed)
-            self.sets["val"] = GradingDataset(val, encoder)
-            self.lengths["train"] = [min(n, self.max_length) for n in train_lengths]
-            self.lengths["val"] = [min(n, self.max_length) for n in self._lengths(val, measure)]
+            self._set_train_val(train, val, GradingDataset, lambda row, encoder: encoder.length(Record(**row)), causal)
         for name, spec, scored in (("test", h.test_data, True), ("predict", h.predict_data, False)):
             if stage in (None, name) and spec and name not in self.sets:
                 table = to_dataset(self._load(spec, require_score=scored))
@@ -271,20 +258,28 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             self.stats.update({f"train_items/{source.data}": len(tr), f"val_items/{source.data}": len(va)})
             train += tr
             val += va
-        measure = self._encoder(False, None)
-        train_lengths = [mixing_length(it, measure) for it in train]
+        self._set_train_val(train, val, ItemDataset, mixing_length, False)
+
+    def _set_train_val(self, train, val, dataset: type, length_of, causal: bool) -> None:
+        """The training and validation sets of ``train``/``val`` (a table's rows, or records and
+        pairs): the maximum length from the training lengths (``length_of(item, encoder)``), its
+        stats and log line, the encoded sets (augmented for training) and their lengths for the
+        length-grouped batches."""
+        h = self.hparams
+        measure = self._encoder(causal, None)
+        train_lengths = [length_of(item, measure) for item in train]
         self._set_max_length(train_lengths)
         over = sum(n > self.max_length for n in train_lengths)
         self.stats.update({"max_length": self.max_length, "train_rows": len(train), "val_rows": len(val),
                            "train_rows_shortened": over})
         log.info("max_length %d (p%s of %d training items); %d (%.1f%%) will be shortened",
                  self.max_length, h.length_percentile, len(train), over, 100 * over / max(len(train), 1))
-        encoder = self._encoder(False, self.max_length)
-        self.sets["train"] = ItemDataset(train, encoder, rubric_dropout=h.rubric_dropout,
-                                         reference_dropout=h.reference_dropout, seed=h.seed)
-        self.sets["val"] = ItemDataset(val, encoder)
+        encoder = self._encoder(causal, self.max_length)
+        self.sets["train"] = dataset(train, encoder, rubric_dropout=h.rubric_dropout,
+                                     reference_dropout=h.reference_dropout, seed=h.seed)
+        self.sets["val"] = dataset(val, encoder)
         self.lengths["train"] = [min(n, self.max_length) for n in train_lengths]
-        self.lengths["val"] = [min(mixing_length(it, measure), self.max_length) for it in val]
+        self.lengths["val"] = [min(length_of(item, measure), self.max_length) for item in val]
 
     def use_prompt_settings(self, settings: dict) -> None:
         """Build test and predict prompts as the judge read in training (its checkpoint's
