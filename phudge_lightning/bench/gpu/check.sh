@@ -15,14 +15,8 @@ PYTHON=${PYTHON:-python3}
 CPU=0
 [[ "${1:-}" == "--cpu" ]] && CPU=1
 out=${OUT:-/tmp}
-if ! "$PYTHON" -c "import datasets, fastapi, uvicorn" 2>/dev/null; then
-  if ! ls .whl/*.whl >/dev/null 2>&1; then
-    echo "check.sh: datasets/fastapi/uvicorn missing and no wheels in .whl/: run fetch_gpu_wheels.sh and carry .whl" >&2
-    exit 2
-  fi
-  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
+. phudge_lightning/bench/gpu/wheels.sh
+need_modules check.sh datasets fastapi uvicorn
 if [[ $CPU == 1 ]]; then
   bench=(--preset tiny --device cpu --dtype float32 --seq-len 128 --batch-sizes 2,4 --iters 1 --n 8 --generative-n 4
          --generative-batch-size 4 --max-new-tokens 8 --peak-seconds 0.1)

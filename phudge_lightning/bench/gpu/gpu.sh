@@ -15,14 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c "import datasets" 2>/dev/null; then
-  if ! ls .whl/*.whl >/dev/null 2>&1; then
-    echo "phudge_lightning/bench/gpu/gpu.sh: no 'datasets' here and no wheels in .whl/: run phudge_lightning/bench/gpu/fetch_gpu_wheels.sh and carry .whl" >&2
-    exit 2
-  fi
-  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
+. phudge_lightning/bench/gpu/wheels.sh
+need_modules phudge_lightning/bench/gpu/gpu.sh datasets
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader || true
 "$PYTHON" -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
 log=${OUT:-/tmp}/gpu_bench.log
