@@ -17,6 +17,10 @@ as Lightning writes it (``state_dict`` with the trained weights at least, ``hype
   Lightning's state beside them. Read with torch alone: grading needs no deepspeed.
 - ``export``: a folder from ``phudge export`` (``judge.json``, ``trained.safetensors``).
 
+An ensemble folder (``ensemble.json`` and one export per member) is not a kind: it is several
+checkpoints. ``load_module`` reads it as a ``JudgeEnsemble`` (for ``Judge``); ``kind_of`` refuses
+it with a message naming a member, for the commands that take one judge.
+
 Anything else raises ``CheckpointError``, whose message is one line naming what was expected;
 the commands print it and exit 2. ``JudgeCheckpointIO`` lets a Lightning ``Trainer`` read every
 kind for ``validate``/``test``/``predict`` ``--ckpt_path``.
@@ -33,6 +37,7 @@ from typing import Any, Callable
 import torch
 from lightning.fabric.plugins import CheckpointIO, TorchCheckpointIO
 
+from phudge_lightning.export.ensemble import ENSEMBLE, is_ensemble, member_paths
 from phudge_lightning.export.folder import CONFIG as EXPORT_CONFIG, WEIGHTS as EXPORT_WEIGHTS
 
 DEEPSPEED_STATES = "mp_rank_00_model_states.pt"
@@ -168,6 +173,9 @@ def kind_of(path: str | Path) -> Kind:
     for kind in KINDS:
         if kind.holds(path):
             return kind
+    if is_ensemble(path):
+        raise CheckpointError(f"{path} is an ensemble of judges ({ENSEMBLE}): phudge grade, evaluate, rank, serve and "
+                              f"Judge.load read it; this command takes one judge, e.g. {member_paths(path)[0]}")
     if (path / EXPORT_WEIGHTS).is_file():  # judge.json is written last
         raise CheckpointError(f"{path} is an export cut short ({EXPORT_WEIGHTS} but no {EXPORT_CONFIG}): export it again")
     what = "a folder" if path.is_dir() else "a file"
@@ -193,13 +201,21 @@ def check_paths(paths) -> None:
 
     for path in paths:
         path = default_judge_path() if str(path) == DEFAULT else path
-        if not is_transformers_judge(path):
+        if is_ensemble(path):
+            check_paths(member_paths(path))
+        elif not is_transformers_judge(path):
             kind_of(path)
 
 
 def load_module(path: str | Path, map_location: str = "cpu"):
-    """A ``JudgeModule`` with the weights of the checkpoint at ``path``, in eval mode."""
+    """A ``JudgeModule`` with the weights of the checkpoint at ``path``, in eval mode; for an
+    ensemble folder (``export/ensemble.py``), a ``JudgeEnsemble`` of its members."""
     from phudge_lightning.model.module import JudgeModule
+
+    if is_ensemble(path):
+        from phudge_lightning.model.ensemble import JudgeEnsemble
+
+        return JudgeEnsemble([load_module(member, map_location) for member in member_paths(path)]).eval()
 
     checkpoint = read_checkpoint(path)
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "_instantiator"}

@@ -100,8 +100,11 @@ DEFAULT = "default"
 def default_judge_path() -> Path:
     """The exported judge shipped in the package (``phudge_lightning/judges/default``, trained by
     ``configs/judge.yaml``): used when no checkpoint is given."""
+    from phudge_lightning.export.ensemble import ENSEMBLE
+    from phudge_lightning.export.folder import CONFIG
+
     path = Path(__file__).resolve().parent / "judges" / DEFAULT
-    if not (path / "judge.json").exists():
+    if not ((path / CONFIG).exists() or (path / ENSEMBLE).exists()):
         raise FileNotFoundError(f"the shipped judge is missing from {path}: reinstall the package, or pass a checkpoint")
     return path
 
@@ -114,15 +117,16 @@ class Judge:
         training. ``dtype``: run the backbone in this dtype (``bfloat16``: 2.6-3.4x float32 on
         CPUs with AMX, see ``phudge bench speed``) instead of the trained one."""
         self.module = module.eval()
-        # A peft model: fold LoRA into the weights it adapts and drop peft's wrappers, whose
-        # per-layer Python costs 5-10% of a CPU forward even once merged (phudge bench speed).
-        # Before any cast: a LoRA update merged in bfloat16 would be partly rounded away.
-        if hasattr(self.module.backbone, "merge_and_unload"):
-            self.module.backbone = self.module.backbone.merge_and_unload()
-        if dtype is not None:
-            # The backbone only: the head stays in float32 (heads cast their input), so close
-            # scores are not rounded to bfloat16's 3 digits and tied.
-            self.module.backbone.to(getattr(torch, dtype))
+        for one in getattr(module, "members", [module]):  # an ensemble's members, or the module
+            # A peft model: fold LoRA into the weights it adapts and drop peft's wrappers, whose
+            # per-layer Python costs 5-10% of a CPU forward even once merged (phudge bench speed).
+            # Before any cast: a LoRA update merged in bfloat16 would be partly rounded away.
+            if hasattr(one.backbone, "merge_and_unload"):
+                one.backbone = one.backbone.merge_and_unload()
+            if dtype is not None:
+                # The backbone only: the head stays in float32 (heads cast their input), so close
+                # scores are not rounded to bfloat16's 3 digits and tied.
+                one.backbone.to(getattr(torch, dtype))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module.to(self.device)
         settings = getattr(module, "prompt_settings", {}) or {}
@@ -143,9 +147,10 @@ class Judge:
     @classmethod
     def load(cls, path: str | Path = DEFAULT, **kwargs) -> "Judge":
         """A judge from any checkpoint ``phudge_lightning.checkpoints`` reads: a ``.ckpt`` file or a
-        DeepSpeed folder written by ``phudge fit``, a folder from ``phudge export`` (either format),
-        the hub id of one exported with ``--format hf``, or ``"default"``: the judge shipped in this
-        package (``default_judge_path()``). ``CheckpointError``, one line, for anything else."""
+        DeepSpeed folder written by ``phudge fit``, a folder from ``phudge export`` (either format,
+        or an ensemble of several judges), the hub id of one exported with ``--format hf``, or
+        ``"default"``: the judge shipped in this package (``default_judge_path()``).
+        ``CheckpointError``, one line, for anything else."""
         from phudge_lightning.checkpoints import is_transformers_judge, load_module
 
         path = default_judge_path() if str(path) == DEFAULT else path

@@ -4,6 +4,7 @@ standard transformers model, with its model card; optionally push it to the hub.
     phudge export --checkpoint best.ckpt --output judge/                  # judge.json + adapter (this project)
     phudge export --checkpoint best.ckpt --output judge-hf/ --format hf   # AutoModelForSequenceClassification
     phudge export --checkpoint best.ckpt --output judge-hf/ --format hf --results vicuna.json --push-to-hub me/judge
+    phudge export --checkpoint seed1.ckpt seed2.ckpt seed3.ckpt --output judges/   # an ensemble (mean score)
 
 Exit status 2, with the reason on one line, when ``--format hf`` would change the judge's scores.
 """
@@ -20,7 +21,9 @@ FORMATS = ("judge", "hf")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="phudge export", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="a .ckpt or DeepSpeed folder written by phudge fit, or a folder from phudge export")
+    parser.add_argument("--checkpoint", required=True, nargs="+",
+                        help="a .ckpt or DeepSpeed folder written by phudge fit, or a folder from phudge export; "
+                             "several: one ensemble folder that grades each response by the mean of their scores")
     parser.add_argument("--output", required=True, help="the folder to write")
     parser.add_argument("--format", default="judge", choices=FORMATS,
                         help="judge: this project's folder (judge.json, adapter); hf: a standard transformers model + card")
@@ -32,6 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
     parser.add_argument("--token", default=None, help="hub token (default: $HF_TOKEN or the stored login)")
     args = parser.parse_args(argv)
+    if args.format == "hf" and len(args.checkpoint) > 1:
+        parser.error("--format hf writes one transformers model: an ensemble is exported with --format judge")
     if args.format != "hf" and (args.results or args.push_to_hub or args.license):
         parser.error("--results, --license and --push-to-hub go with --format hf")
     return args
@@ -57,10 +62,15 @@ def export_hf_folder(args) -> int:
         return 2
     from phudge_lightning.checkpoints import CheckpointError, kind_of
 
+    (args.checkpoint,) = args.checkpoint
     try:
         module = load_module(args.checkpoint)
     except CheckpointError as e:
         print(f"phudge export: {e}", file=sys.stderr)
+        return 2
+    if hasattr(module, "members"):
+        print(f"phudge export: {args.checkpoint} is an ensemble: --format hf writes one transformers model",
+              file=sys.stderr)
         return 2
     try:
         folder = hf.export_hf(module, args.output)
@@ -98,12 +108,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "hf":
         return export_hf_folder(args)
     from phudge_lightning.checkpoints import CheckpointError
+    from phudge_lightning.export.ensemble import export_ensemble
     from phudge_lightning.export.folder import export
 
     try:
-        module = load_module(args.checkpoint)
+        modules = [load_module(path) for path in args.checkpoint]
     except CheckpointError as e:
         print(f"phudge export: {e}", file=sys.stderr)
         return 2
-    print(f"exported to {export(module, args.output)}")
+    # An ensemble folder given again is re-exported as its members.
+    modules = [m for module in modules for m in getattr(module, "members", [module])]
+    if len(modules) == 1:
+        print(f"exported to {export(modules[0], args.output)}")
+        return 0
+    try:
+        folder = export_ensemble(modules, args.output)
+    except ValueError as e:
+        print(f"phudge export: {e}", file=sys.stderr)
+        return 2
+    print(f"exported an ensemble of {len(modules)} judges to {folder}")
     return 0

@@ -16,7 +16,9 @@ CONFIG = "judge.json"
 WEIGHTS = "trained.safetensors"
 
 
-def export(module, output: str | Path) -> Path:
+def export(module, output: str | Path, adapter: bool = True) -> Path:
+    """Write ``module`` to ``output``; ``adapter=False`` leaves out the peft ``adapter/`` copy of the
+    LoRA weights (an ensemble's members: see ``export/ensemble.py``)."""
     from safetensors.torch import save_file
 
     output = Path(output)
@@ -25,7 +27,7 @@ def export(module, output: str | Path) -> Path:
     with atomic_path(output / WEIGHTS) as tmp:
         save_file(state, str(tmp))
     module.tokenizer.save_pretrained(output / "tokenizer")
-    if hasattr(module.backbone, "peft_config"):
+    if adapter and hasattr(module.backbone, "peft_config"):
         module.backbone.save_pretrained(output / "adapter")
     atomic_write_json(output / CONFIG, {"hparams": dict(module.hparams), "prompt": module.prompt_settings})
     return output

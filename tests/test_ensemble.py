@@ -1,0 +1,111 @@
+"""Ensembles: several judges exported as one folder grade each response by the mean of their scores."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+from phudge_lightning.checkpoints import CheckpointError, check_paths, kind_of, load_module
+from phudge_lightning.export.command import main as export_main
+from phudge_lightning.export.folder import export
+from phudge_lightning.judge import Judge
+from phudge_lightning.model.module import JudgeModule
+
+RECORDS = [
+    {"instruction": "Name a prime number.", "response": "7"},
+    {"instruction": "Name a prime number.", "response": "Eight, which is prime."},
+    {"instruction": "Say hello.", "response": ""},
+]
+
+
+def random_judge(backbone_dir, seed: int, head: str = "classification", **kw) -> JudgeModule:
+    """A judge whose LoRA and head are random (not their neutral init), so members differ."""
+    torch.manual_seed(seed)
+    module = JudgeModule(backbone=str(backbone_dir), head=head, lora={"r": 2, "alpha": 4, "dropout": 0.0}, **kw)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "lora_B" in name or name.startswith("head."):
+                p.normal_(0, 0.3)
+    return module.eval()
+
+
+def grades(path_or_module):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        judge = Judge.load(path_or_module, device="cpu") if not isinstance(path_or_module, torch.nn.Module) \
+            else Judge(path_or_module, device="cpu")
+        return judge.grade_many(RECORDS)
+
+
+def test_an_exported_ensemble_grades_by_the_mean_of_its_members(tiny_llama_dir, tmp_path):
+    from phudge_lightning.grade.resumable import main as grade_main
+
+    members = [export(random_judge(tiny_llama_dir, seed), tmp_path / f"judge-{seed}") for seed in (0, 1, 2)]
+    alone = [grades(path) for path in members]
+    assert alone[0][0].score != pytest.approx(alone[1][0].score, abs=1e-3)  # the members differ
+
+    assert export_main(["--checkpoint", *map(str, members), "--output", str(tmp_path / "ensemble")]) == 0
+    folder = tmp_path / "ensemble"
+    assert json.loads((folder / "ensemble.json").read_text()) == {"members": ["member-1", "member-2", "member-3"]}
+    assert not (folder / "member-1" / "adapter").exists()  # its LoRA weights are in trained.safetensors
+    check_paths([folder])  # what phudge evaluate checks before loading
+
+    together = grades(folder)
+    for i, grade in enumerate(together):
+        assert grade.score == pytest.approx(sum(g[i].score for g in alone) / 3, abs=1e-5)
+        mean = [sum(g[i].probabilities[k] for g in alone) / 3 for k in range(5)]
+        assert grade.probabilities == pytest.approx(mean, abs=1e-5)
+        assert grade.confidence == pytest.approx(max(grade.probabilities))
+
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    assert grade_main(["--checkpoint", str(folder), "--input", str(inputs), "--output", str(tmp_path / "out.jsonl"),
+                       "--device", "cpu"]) == 0
+    graded = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [g["score"] for g in graded] == pytest.approx([g.score for g in together], abs=1e-5)
+
+    # exported again (the ensemble given as one checkpoint) it is the same ensemble
+    assert export_main(["--checkpoint", str(folder), "--output", str(tmp_path / "again")]) == 0
+    assert [g.score for g in grades(tmp_path / "again")] == pytest.approx([g.score for g in together], abs=1e-6)
+
+
+def test_an_ensemble_of_regression_judges_has_no_probabilities(tiny_llama_dir, tmp_path):
+    members = [random_judge(tiny_llama_dir, seed, head="regression") for seed in (3, 4)]
+    from phudge_lightning.model.ensemble import JudgeEnsemble
+
+    together = grades(JudgeEnsemble(members))
+    alone = [grades(random_judge(tiny_llama_dir, seed, head="regression")) for seed in (3, 4)]
+    assert [g.score for g in together] == pytest.approx([(a.score + b.score) / 2 for a, b in zip(*alone)], abs=1e-5)
+    assert all(g.probabilities is None for g in together)
+
+
+def test_members_that_read_another_prompt_or_scale_are_refused(tiny_llama_dir, tmp_path, capsys):
+    one = export(random_judge(tiny_llama_dir, 0), tmp_path / "one")
+    ten = export(random_judge(tiny_llama_dir, 1, score_range=[1, 10]), tmp_path / "ten")
+    assert export_main(["--checkpoint", str(one), str(ten), "--output", str(tmp_path / "bad")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # (transformers' loading bars come first)
+    assert last.startswith("phudge export: ") and "member 2 has score_range=[1, 10]" in last
+    assert not (tmp_path / "bad" / "ensemble.json").exists()
+
+    with pytest.raises(SystemExit) as exit_:
+        export_main(["--checkpoint", str(one), str(one), "--output", str(tmp_path / "hf"), "--format", "hf"])
+    assert exit_.value.code == 2
+    assert "ensemble is exported with --format judge" in capsys.readouterr().err
+
+
+def test_commands_that_take_one_judge_name_a_member_and_a_broken_ensemble_is_named(tiny_llama_dir, tmp_path):
+    members = [export(random_judge(tiny_llama_dir, seed), tmp_path / f"m{seed}") for seed in (0, 1)]
+    assert export_main(["--checkpoint", *map(str, members), "--output", str(tmp_path / "ens")]) == 0
+    with pytest.raises(CheckpointError, match=r"ensemble of judges .*member-1"):
+        kind_of(tmp_path / "ens")  # e.g. phudge validate --ckpt_path: one judge's weights
+    import shutil
+
+    shutil.rmtree(tmp_path / "ens" / "member-2")
+    with pytest.raises(CheckpointError, match="missing members: .*member-2"):
+        load_module(tmp_path / "ens")
+    (tmp_path / "ens" / "ensemble.json").write_text('{"members": "member-1"}')
+    with pytest.raises(CheckpointError, match="must list at least 2"):
+        load_module(tmp_path / "ens")
