@@ -109,3 +109,22 @@ def test_commands_that_take_one_judge_name_a_member_and_a_broken_ensemble_is_nam
     (tmp_path / "ens" / "ensemble.json").write_text('{"members": "member-1"}')
     with pytest.raises(CheckpointError, match="must list at least 2"):
         load_module(tmp_path / "ens")
+
+
+@pytest.mark.slow
+def test_phudge_serve_grades_with_an_ensemble_folder(tiny_llama_dir, tmp_path):
+    from test_serving import Server, request
+
+    members = [export(random_judge(tiny_llama_dir, seed), tmp_path / f"m{seed}") for seed in (5, 6)]
+    assert export_main(["--checkpoint", *map(str, members), "--output", str(tmp_path / "ens")]) == 0
+    expected = grades(tmp_path / "ens")[0]
+    served = Server(tmp_path / "ens", tmp_path / "server.log")
+    try:
+        served.wait_ready()
+        assert served.health()["head"] == "classification"
+        status, body = request(served.url + "/grade", RECORDS[0])
+        assert status == 200, body
+        assert body["score"] == pytest.approx(expected.score, abs=1e-4)
+        assert body["probabilities"] == pytest.approx(expected.probabilities, abs=1e-4)
+    finally:
+        served.stop()
