@@ -9,7 +9,7 @@ results table.
 
 Each figure is the one ``phudge evaluate`` prints for that benchmark (same loaders, same
 metrics, same ensemble rule: each item's mean score over the judges); this only saves loading
-the judges once per benchmark. ``--validation CONFIG`` also grades that training config's
+the judges once per benchmark. ``--validation CONFIG [OVERLAY...]`` also grades that training config's
 validation split (the items its run held out, by instruction): the figure a checkpoint is
 chosen on, computed here for an ensemble too. ``--output`` keeps every member's score of every
 item, so ensembles of members already graded can be formed without grading again.
@@ -43,15 +43,20 @@ def summary(name: str, results: dict) -> str:
     return line
 
 
-def validation_items(config: str) -> list:
-    """The validation split of a training config (its ``data`` section, the tokenizer of its
-    ``model.backbone``): records and pairs, built as ``phudge fit`` builds them."""
+def validation_items(configs: list[str]) -> list:
+    """The validation split of a training config and its overlays (their ``data`` sections, each
+    key of a later one replacing the earlier; the tokenizer of ``model.backbone``): records and
+    pairs, built as ``phudge fit`` builds them."""
     import yaml
 
     from datamodules.feedback_collection import FeedbackCollectionDataModule
 
-    cfg = yaml.safe_load(Path(config).read_text())
-    module = FeedbackCollectionDataModule(**{**cfg["data"], "backbone": cfg["model"]["backbone"]})
+    data, model = {}, {}
+    for config in configs:
+        cfg = yaml.safe_load(Path(config).read_text())
+        data.update(cfg.get("data") or {})
+        model.update(cfg.get("model") or {})
+    module = FeedbackCollectionDataModule(**{**data, "backbone": model["backbone"]})
     module.setup("validate")
     return module.sets["val"].items
 
@@ -91,7 +96,8 @@ def main() -> None:
     judge.add_argument("--baseline", choices=("length",))
     parser.add_argument("--data", default=str(DATA), help="the folder of the benchmark files")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    parser.add_argument("--validation", metavar="CONFIG", help="also grade this training config's validation split")
+    parser.add_argument("--validation", metavar="CONFIG", nargs="+",
+                        help="also grade the validation split of this training config (and overlays)")
     parser.add_argument("--rubric-free", action="store_true")
     parser.add_argument("--reference-free", action="store_true")
     parser.add_argument("--max-length", type=int, default=None)
