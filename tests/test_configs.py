@@ -4,13 +4,14 @@ The parser is ``PhudgeCLI``'s own (links and defaults included), built once with
 and the run switched off; each config is then parsed as ``fit --config FILE``. Overlay files
 (``configs/experiments/*/*.yaml`` over ``configs/experiments/base.yaml``, ``configs/paper/*.yaml``
 over ``train.yaml``, ``configs/quality/*.yaml`` over ``configs/cpu-quality.yaml``,
-``configs/judge-search/*.yaml`` over ``configs/judge.yaml``) are also parsed on top of their base, as their headers say to run them, and
+``configs/judge-search/*.yaml`` as their header's ``phudge fit`` line stacks them) are also parsed on top of their base, as their headers say to run them, and
 the merged model is built on a tiny local backbone so a head and loss that do not fit show here.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -34,11 +35,25 @@ def _id(path: Path) -> str:
     return str(path.relative_to(REPO))
 
 
+def header_stack(path: Path) -> list[Path] | None:
+    """The ``--config`` files of the ``phudge fit`` line in ``path``'s header comment, if it has one."""
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if "phudge fit" in line and "--config" in line:
+            return [REPO / name for name in re.findall(r"--config\s+(\S+)", line)]
+    return None
+
+
 def stack(path: Path) -> list[Path]:
-    """The config files to give, in order, to run ``path`` as documented."""
+    """The config files to give, in order, to run ``path`` as documented: a search overlay as its
+    header's ``phudge fit`` line says (some go over another overlay), others over their folder's base."""
+    if REPO / "configs/judge-search" in path.parents:
+        files = header_stack(path)
+        assert files and files[-1] == path, f"{_id(path)}: its header has no phudge fit line that ends with it"
+        return files
     base = {REPO / "configs/experiments": REPO / "configs/experiments/base.yaml", REPO / "configs/paper": TRAIN,
-            REPO / "configs/quality": REPO / "configs/cpu-quality.yaml",
-            REPO / "configs/judge-search": REPO / "configs/judge.yaml"}
+            REPO / "configs/quality": REPO / "configs/cpu-quality.yaml"}
     for folder, first in base.items():
         if folder in path.parents and path != first and first.exists():
             return [first, path]
