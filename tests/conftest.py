@@ -130,3 +130,19 @@ def train_tiny_judge(folder: Path, backbone: Path, records_file: Path, *, max_le
               "model": model, "data": {"data": str(records_file), "max_length": max_length, **predict_data}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     return folder / "config.yaml", ckpt
+
+
+def judge_module(backbone_dir, head, seed=0, **kw):
+    """A judge whose LoRA and head are random (not their zero/neutral init), so merging matters
+    and judges of two seeds differ."""
+    from phudge_lightning.model.module import JudgeModule
+
+    torch.manual_seed(seed)
+    module = JudgeModule(backbone=str(backbone_dir), head=head, lora={"r": 2, "alpha": 4, "dropout": 0.0}, **kw)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "lora_B" in name or name.startswith("head."):
+                p.normal_(0, 0.3)
+        if head == "classification" and module.head.proj.bias is not None:
+            module.head.proj.bias.fill_(0.7)
+    return module.eval()

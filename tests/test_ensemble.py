@@ -8,11 +8,11 @@ import warnings
 import pytest
 import torch
 
+from conftest import judge_module
 from phudge_lightning.checkpoints import CheckpointError, check_paths, kind_of, load_module
 from phudge_lightning.export.command import main as export_main
 from phudge_lightning.export.folder import export
 from phudge_lightning.judge import Judge
-from phudge_lightning.model.module import JudgeModule
 
 RECORDS = [
     {"instruction": "Name a prime number.", "response": "7"},
@@ -21,15 +21,8 @@ RECORDS = [
 ]
 
 
-def random_judge(backbone_dir, seed: int, head: str = "classification", **kw) -> JudgeModule:
-    """A judge whose LoRA and head are random (not their neutral init), so members differ."""
-    torch.manual_seed(seed)
-    module = JudgeModule(backbone=str(backbone_dir), head=head, lora={"r": 2, "alpha": 4, "dropout": 0.0}, **kw)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if "lora_B" in name or name.startswith("head."):
-                p.normal_(0, 0.3)
-    return module.eval()
+def random_judge(backbone_dir, seed: int, head: str = "classification", **kw):
+    return judge_module(backbone_dir, head, seed, **kw)
 
 
 def grades(path_or_module):

@@ -21,6 +21,7 @@ from phudge_lightning.export import card, hf, hub
 from phudge_lightning.export.command import main as export_main
 from phudge_lightning.export.prompt_template import render_template
 from phudge_lightning.judge import Judge
+from conftest import judge_module  # noqa: E402  (a judge with random LoRA and head)
 from phudge_lightning.model.module import JudgeModule
 
 FIXTURE_RUN = Path(__file__).resolve().parents[2] / "shared/fixtures/deepspeed-zero2-tiny-phi3/regression/phi3-lora128-regression/version_0"
@@ -39,19 +40,6 @@ EXPORTABLE = [
     ("bert", "classification", {"pooling": "pooler"}),
     ("llama", "classification", {"head_params": {"bias": False}, "score_range": [1, 10]}),  # ten labels 1..10
 ]
-
-
-def judge_module(backbone_dir, head, seed=0, **kw) -> JudgeModule:
-    """A judge whose LoRA and head are random (not their zero/neutral init), so merging matters."""
-    torch.manual_seed(seed)
-    module = JudgeModule(backbone=str(backbone_dir), head=head, lora={"r": 2, "alpha": 4, "dropout": 0.0}, **kw)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if "lora_B" in name or name.startswith("head."):
-                p.normal_(0, 0.3)
-        if head == "classification" and module.head.proj.bias is not None:
-            module.head.proj.bias.fill_(0.7)
-    return module.eval()
 
 
 @pytest.fixture
