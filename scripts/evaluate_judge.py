@@ -9,9 +9,10 @@ results table.
 
 Each figure is the one ``phudge evaluate`` prints for that benchmark (same loaders, same
 metrics, same ensemble rule: each item's mean score over the judges); this only saves loading
-the judges once per benchmark. ``--validation CONFIG [OVERLAY...]`` also grades that training config's
-validation split (the items its run held out, by instruction): the figure a checkpoint is
-chosen on, computed here for an ensemble too. ``--output`` keeps every member's score of every
+the judges once per benchmark. ``--validation CONFIG [OVERLAY...]`` also grades that training
+config's validation split (the items its run held out, by instruction) as two more benchmarks,
+its pairs and its scored records: the figure a checkpoint is chosen on (pair accuracy, ties
+left out, as ``val/pair_accuracy``), computed here for an ensemble too. ``--output`` keeps every member's score of every
 item, so ensembles of members already graded can be formed without grading again.
 """
 
@@ -22,9 +23,8 @@ import json
 import time
 from pathlib import Path
 
-from phudge_lightning.benchmarks import benchmark_metrics, load_benchmark
+from phudge_lightning.benchmarks import ABSOLUTE, RELATIVE, Benchmark, benchmark_metrics, load_benchmark
 from phudge_lightning.evaluate.run import ensemble_scores, judge_scores, length_scores
-from phudge_lightning.metrics import absolute_metrics, pair_metrics
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared/data/benchmarks"
 SETS = {"vicuna": "vicuna_eval.json", "mt_bench": "mt_bench_eval.json", "hhh": "hhh_alignment_eval.json"}
@@ -37,19 +37,22 @@ def summary(name: str, results: dict) -> str:
     line = (f"{name}: vicuna pearson {v['pearson']:.4f} | mt_bench pearson {m['pearson']:.4f} | hhh {h['accuracy']:.4f} "
             f"({subsets}) | vicuna length_pearson {v['length_pearson']:.3f} | hhh shorter-preferred "
             f"{h['accuracy_shorter_preferred']:.3f} (n={h['n_shorter_preferred']})")
-    if "validation" in results:
-        val = results["validation"]
-        line += f" | val pair_accuracy {val['pair_accuracy']:.4f} (n={val['pairs']}), val pearson {val['pearson']:.4f}"
+    if "validation_pairs" in results:
+        pairs = results["validation_pairs"]
+        line += f" | val pair_accuracy {pairs['accuracy']:.4f} (n={pairs['n']})"
+    if "validation_ratings" in results:
+        line += f", val pearson {results['validation_ratings']['pearson']:.4f}"
     return line
 
 
-def validation_items(configs: list[str]) -> list:
+def validation_sets(configs: list[str]) -> dict:
     """The validation split of a training config and its overlays (their ``data`` sections, each
-    key of a later one replacing the earlier; the tokenizer of ``model.backbone``): records and
-    pairs, built as ``phudge fit`` builds them."""
+    key of a later one replacing the earlier; the tokenizer of ``model.backbone``), built as
+    ``phudge fit`` builds it, as two benchmarks: its pairs and its scored records."""
     import yaml
 
     from datamodules.feedback_collection import FeedbackCollectionDataModule
+    from datamodules.records import Pair
 
     data, model = {}, {}
     for config in configs:
@@ -58,35 +61,12 @@ def validation_items(configs: list[str]) -> list:
         model.update(cfg.get("model") or {})
     module = FeedbackCollectionDataModule(**{**data, "backbone": model["backbone"]})
     module.setup("validate")
-    return module.sets["val"].items
-
-
-def validation_metrics(items: list, scores: list) -> dict:
-    """``pair_accuracy`` over the decided pairs (a soft preference read as its side; ties left out,
-    as ``val/pair_accuracy`` in training) and ``pearson`` over the scored records."""
-    from datamodules.records import Pair
-
-    pairs, records, position = [], [], 0
-    for item in items:
-        if isinstance(item, Pair):
-            pairs.append((item, scores[position], scores[position + 1]))
-            position += 2
-        else:
-            records.append((item, scores[position]))
-            position += 1
-    decided = [(p, a, b) for p, a, b in pairs if p.label != "tie"]
-    out = pair_metrics([p.label for p, _, _ in decided], [a for _, a, _ in decided], [b for _, _, b in decided])
-    result = {"pair_accuracy": out["accuracy"], "pairs": len(decided)}
-    if len(records) >= 2:
-        result.update({"pearson": absolute_metrics([s for _, s in records], [r.score for r, _ in records])["pearson"],
-                       "records": len(records)})
-    return result
-
-
-def flat_records(items: list) -> list:
-    from datamodules.records import Pair
-
-    return [r for item in items for r in ((item.a, item.b) if isinstance(item, Pair) else (item,))]
+    items, source = module.sets["val"].items, " ".join(configs)
+    sets = {"validation_pairs": Benchmark("validation_pairs", RELATIVE, source, "the held-out preference",
+                                          [it for it in items if isinstance(it, Pair)]),
+            "validation_ratings": Benchmark("validation_ratings", ABSOLUTE, source, "the held-out score",
+                                            [it for it in items if not isinstance(it, Pair)])}
+    return {name: bench for name, bench in sets.items() if bench.items}  # a split may hold no pairs or no ratings
 
 
 def main() -> None:
@@ -104,14 +84,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--output", help="write every figure, and every member's scores, to this JSON file")
     args = parser.parse_args()
-    sets = {}
-    for name in args.sets:
-        bench = load_benchmark(name, str(Path(args.data) / SETS[name]), rubric_free=args.rubric_free,
-                               reference_free=args.reference_free)
-        sets[name] = (bench, bench.records())
+    benches = {name: load_benchmark(name, str(Path(args.data) / SETS[name]), rubric_free=args.rubric_free,
+                                    reference_free=args.reference_free) for name in args.sets}
     if args.validation:
-        items = validation_items(args.validation)
-        sets["validation"] = (items, flat_records(items))
+        benches.update(validation_sets(args.validation))
+    sets = {name: (bench, bench.records()) for name, bench in benches.items()}
     members: dict[str, dict[str, list]] = {}
     seconds: dict[str, float] = {name: 0.0 for name in sets}
     if args.baseline:
@@ -130,15 +107,11 @@ def main() -> None:
     results = {}
     for name, (bench, _) in sets.items():
         scores = ensemble_scores([m[name] for m in members.values()])
-        if name == "validation":
-            results[name] = validation_metrics(bench, scores)
-        else:
-            results[name] = {**benchmark_metrics(bench, scores), "seconds": round(seconds[name], 1)}
+        results[name] = {**benchmark_metrics(bench, scores), "seconds": round(seconds[name], 1)}
         print(name, json.dumps({k: v for k, v in results[name].items() if k != "convention"}), flush=True)
     if len(members) > 1:  # each member alone too: what the ensemble adds
         for path, scores in members.items():
-            alone = {name: (validation_metrics(bench, scores[name]) if name == "validation"
-                            else benchmark_metrics(bench, scores[name])) for name, (bench, _) in sets.items()}
+            alone = {name: benchmark_metrics(bench, scores[name]) for name, (bench, _) in sets.items()}
             if set(SETS) <= set(alone):
                 print("member", summary(path, alone))
     if set(SETS) <= set(results):
