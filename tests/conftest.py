@@ -146,3 +146,14 @@ def judge_module(backbone_dir, head, seed=0, **kw):
         if head == "classification" and module.head.proj.bias is not None:
             module.head.proj.bias.fill_(0.7)
     return module.eval()
+
+
+def phudge_grade_scores(checkpoint, records: list[dict], folder: Path) -> list:
+    """``phudge grade --checkpoint CHECKPOINT`` on ``records`` (written to ``folder/in.jsonl``):
+    the score of each output row, in order; the command must exit 0."""
+    from phudge_lightning.grade.resumable import main as grade_main
+
+    inputs, output = write_jsonl(folder / "in.jsonl", records), folder / "out.jsonl"
+    assert grade_main(["--checkpoint", str(checkpoint), "--input", str(inputs), "--output", str(output),
+                       "--device", "cpu"]) == 0
+    return [json.loads(line)["score"] for line in output.read_text().splitlines()]

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import judge_module
+from conftest import judge_module, phudge_grade_scores
 from phudge_lightning.checkpoints import CheckpointError, check_paths, kind_of, load_module
 from phudge_lightning.export.command import main as export_main
 from phudge_lightning.export.folder import export
@@ -34,8 +34,6 @@ def grades(path_or_module):
 
 
 def test_an_exported_ensemble_grades_by_the_mean_of_its_members(tiny_llama_dir, tmp_path):
-    from phudge_lightning.grade.resumable import main as grade_main
-
     members = [export(random_judge(tiny_llama_dir, seed), tmp_path / f"judge-{seed}") for seed in (0, 1, 2)]
     alone = [grades(path) for path in members]
     assert alone[0][0].score != pytest.approx(alone[1][0].score, abs=1e-3)  # the members differ
@@ -53,12 +51,7 @@ def test_an_exported_ensemble_grades_by_the_mean_of_its_members(tiny_llama_dir, 
         assert grade.probabilities == pytest.approx(mean, abs=1e-5)
         assert grade.confidence == pytest.approx(max(grade.probabilities))
 
-    inputs = tmp_path / "in.jsonl"
-    inputs.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    assert grade_main(["--checkpoint", str(folder), "--input", str(inputs), "--output", str(tmp_path / "out.jsonl"),
-                       "--device", "cpu"]) == 0
-    graded = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [g["score"] for g in graded] == pytest.approx([g.score for g in together], abs=1e-5)
+    assert phudge_grade_scores(folder, RECORDS, tmp_path) == pytest.approx([g.score for g in together], abs=1e-5)
 
     # exported again (the ensemble given as one checkpoint) it is the same ensemble
     assert export_main(["--checkpoint", str(folder), "--output", str(tmp_path / "again")]) == 0

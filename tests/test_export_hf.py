@@ -21,7 +21,7 @@ from phudge_lightning.export import card, hf, hub
 from phudge_lightning.export.command import main as export_main
 from phudge_lightning.export.prompt_template import render_template
 from phudge_lightning.judge import Judge
-from conftest import judge_module  # noqa: E402  (a judge with random LoRA and head)
+from conftest import judge_module, phudge_grade_scores  # noqa: E402  (a judge with random LoRA and head; phudge grade)
 from phudge_lightning.model.module import JudgeModule
 
 FIXTURE_RUN = Path(__file__).resolve().parents[2] / "shared/fixtures/deepspeed-zero2-tiny-phi3/regression/phi3-lora128-regression/version_0"
@@ -205,8 +205,6 @@ def test_classification_biases_that_differ_are_refused_on_a_decoder(tiny_llama_d
 # -- loading back, grading -----------------------------------------------------------------------
 
 def test_judge_load_and_phudge_grade_take_the_exported_folder(tiny_llama_dir, tmp_path):
-    from phudge_lightning.grade.resumable import main as grade_main
-
     module = judge_module(tiny_llama_dir, "classification", head_params={"bias": False})
     grades = judge_scores(module)
     folder = hf.export_hf(module, tmp_path / "hf")
@@ -215,12 +213,7 @@ def test_judge_load_and_phudge_grade_take_the_exported_folder(tiny_llama_dir, tm
     assert [g.score for g in loaded] == pytest.approx([g.score for g in grades], abs=1e-5)
     assert sum((g.probabilities for g in loaded), []) == pytest.approx(sum((g.probabilities for g in grades), []), abs=1e-5)
 
-    inputs = tmp_path / "in.jsonl"
-    inputs.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    assert grade_main(["--checkpoint", str(folder), "--input", str(inputs), "--output", str(tmp_path / "out.jsonl"),
-                       "--device", "cpu"]) == 0
-    graded = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [g["score"] for g in graded] == pytest.approx([g.score for g in grades], abs=1e-5)
+    assert phudge_grade_scores(folder, RECORDS, tmp_path) == pytest.approx([g.score for g in grades], abs=1e-5)
 
 
 def test_a_hub_id_is_downloaded_then_loaded(tiny_bert_dir, tmp_path, monkeypatch):
