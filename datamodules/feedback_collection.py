@@ -175,7 +175,7 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
                 are checked against it and the prompt asks for a score in it.
             sources: several sources instead of ``data``, absolute rows and pairs mixed, each a
                 mapping with ``data`` and optional ``format``, ``weight``, ``limit``,
-                ``val_fraction``, ``val_limit``, ``balance_length``, ``where`` (see
+                ``val_fraction``, ``val_limit``, ``balance_length``, ``val_balance_length``, ``where`` (see
                 ``datamodules.mixing``); validation is split by instruction, per source.
         """
         super().__init__()
@@ -252,6 +252,8 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             if source.balance_length:
                 tr = mixing.balance_by_length(tr, h.seed + number)
             tr = mixing.weighted(mixing.sample(tr, source.limit, h.seed, number), source.weight, h.seed + number)
+            if source.val_balance_length:
+                va = mixing.balance_by_length(va, h.seed + 100 + number)
             va = mixing.sample(va, source.val_limit, h.seed, 100 + number)
             pairs = sum(isinstance(it, Pair) for it in tr)
             log.info("%s: %d training items (%d pairs), %d validation items", source.data, len(tr), pairs, len(va))

@@ -12,6 +12,9 @@ A source is a dict (a YAML mapping under ``data.sources``):
 - ``val_limit``: keep at most this many validation items (drawn at random);
 - ``balance_length``: for pairs, keep as many pairs where the preferred response is the shorter
   one as where it is the longer one (the larger group is subsampled; ties are kept);
+- ``val_balance_length``: the same for the validation pairs (before ``val_limit``), so that a
+  checkpoint chosen on ``val/pair_accuracy`` is not chosen for following length: on AlpacaEval's
+  held-out pairs the longer answer wins 85% of the time;
 - ``where``: keep only the items whose fields equal these values, e.g. ``{annotator: ...}``
   (the fields a format keeps in ``extra``).
 """
@@ -35,6 +38,7 @@ class Source:
     val_fraction: float | None = None
     val_limit: int | None = None
     balance_length: bool = False
+    val_balance_length: bool = False
     where: dict = field(default_factory=dict)
 
     @classmethod

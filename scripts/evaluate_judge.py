@@ -40,6 +40,9 @@ def summary(name: str, results: dict) -> str:
     if "validation_pairs" in results:
         pairs = results["validation_pairs"]
         line += f" | val pair_accuracy {pairs['accuracy']:.4f} (n={pairs['n']})"
+        per_source = [f"{name.split('/', 1)[1]}={r['accuracy']:.3f} (n={r['n']})"
+                      for name, r in results.items() if name.startswith("validation_pairs/")]
+        line += f" [{' '.join(per_source)}]" if per_source else ""
     if "validation_ratings" in results:
         line += f", val pearson {results['validation_ratings']['pearson']:.4f}"
     return line
@@ -48,9 +51,12 @@ def summary(name: str, results: dict) -> str:
 def validation_sets(configs: list[str]) -> dict:
     """The validation split of a training config and its overlays (their ``data`` sections, each
     key of a later one replacing the earlier; the tokenizer of ``model.backbone``), built as
-    ``phudge fit`` builds it, as two benchmarks: its pairs and its scored records."""
+    ``phudge fit`` builds it, as two benchmarks: its pairs and its scored records; and, when
+    several sources hold pairs, each source's pairs as ``validation_pairs/<file stem>`` (the
+    sources' validation items follow one another in the split, in the config's order)."""
     import yaml
 
+    from datamodules import mixing
     from datamodules.feedback_collection import FeedbackCollectionDataModule
     from datamodules.records import Pair
 
@@ -66,7 +72,20 @@ def validation_sets(configs: list[str]) -> dict:
                                           [it for it in items if isinstance(it, Pair)]),
             "validation_ratings": Benchmark("validation_ratings", ABSOLUTE, source, "the held-out score",
                                             [it for it in items if not isinstance(it, Pair)])}
-    return {name: bench for name, bench in sets.items() if bench.items}  # a split may hold no pairs or no ratings
+    sets = {name: bench for name, bench in sets.items() if bench.items}  # a split may hold no pairs or no ratings
+    sources = [mixing.Source.from_config(spec).data for spec in data.get("sources") or []]
+    counts = [module.stats.get(f"val_items/{name}", 0) for name in sources]
+    if len(set(sources)) == len(sources) and sum(counts) == len(items):  # else the slices are not known
+        start, per_source = 0, {}
+        for name, count in zip(sources, counts):
+            pairs = [it for it in items[start:start + count] if isinstance(it, Pair)]
+            start += count
+            if pairs:
+                per_source[f"validation_pairs/{Path(name).name.split('.')[0]}"] = pairs
+        if len(per_source) > 1:
+            sets.update({name: Benchmark(name, RELATIVE, source, "the held-out preference", pairs)
+                         for name, pairs in per_source.items()})
+    return sets
 
 
 def main() -> None:
@@ -89,21 +108,31 @@ def main() -> None:
     if args.validation:
         benches.update(validation_sets(args.validation))
     sets = {name: (bench, bench.records()) for name, bench in benches.items()}
+    # Each source's held-out pairs are a run of the validation pairs: their scores are sliced from
+    # those, not graded twice.
+    slices, start = {}, 0
+    for name, (bench, _) in sets.items():
+        if name.startswith("validation_pairs/"):
+            slices[name] = slice(start, start + 2 * len(bench.items))
+            start += 2 * len(bench.items)
+    graded = {name: value for name, value in sets.items() if name not in slices}
     members: dict[str, dict[str, list]] = {}
     seconds: dict[str, float] = {name: 0.0 for name in sets}
     if args.baseline:
-        members["length"] = {name: length_scores(records) for name, (_, records) in sets.items()}
+        members["length"] = {name: length_scores(records) for name, (_, records) in graded.items()}
     else:
         from phudge_lightning.judge import Judge
 
         for path in args.checkpoint:
             judge = Judge.load(path, batch_size=args.batch_size, max_length=args.max_length)
             members[path] = {}
-            for name, (_, records) in sets.items():
+            for name, (_, records) in graded.items():
                 start = time.time()
                 members[path][name] = judge_scores(judge, records)
                 seconds[name] += time.time() - start
             del judge
+    for scores in members.values():
+        scores.update({name: scores["validation_pairs"][part] for name, part in slices.items()})
     results = {}
     for name, (bench, _) in sets.items():
         scores = ensemble_scores([m[name] for m in members.values()])

@@ -97,6 +97,22 @@ def test_length_balancing_keeps_as_many_shorter_as_longer_preferred():
     assert sides.count(True) == sides.count(False) == 10 and sides.count(None) == 1
 
 
+@pytest.mark.parametrize("val_balance", [False, True])
+def test_val_balance_length_balances_the_held_out_pairs_only(tmp_path, tiny_bert_dir, val_balance):
+    # 3 of 4 pairs prefer the longer answer, as AlpacaEval's do
+    rows = [{"chosen": f"\n\nHuman: Tell me about bread {i}\n\nAssistant: " + ("Bread is flour, water and salt." if i % 4 else "No."),
+             "rejected": f"\n\nHuman: Tell me about bread {i}\n\nAssistant: " + ("No." if i % 4 else "Bread is flour, water and salt.")}
+            for i in range(200)]
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    dm = FeedbackCollectionDataModule(backbone=str(tiny_bert_dir), max_length=64,
+                                      sources=[{"data": str(pairs), "val_fraction": 0.3, "val_balance_length": val_balance}])
+    dm.setup("fit")
+    sides = {name: [mixing.preferred_is_longer(p) for p in dm.sets[name].items] for name in ("train", "val")}
+    assert sides["train"].count(True) > 2 * sides["train"].count(False)  # training pairs untouched
+    longer, shorter = sides["val"].count(True), sides["val"].count(False)
+    assert shorter > 0 and (longer == shorter) == val_balance
+
+
 def test_source_weights_and_limits():
     items = list(range(10))
     assert len(mixing.weighted(items, 2.0, 0)) == 20 and len(mixing.weighted(items, 0.5, 0)) == 5
