@@ -122,7 +122,7 @@ def test_formats_are_read_alike_by_training_data_and_evaluate(tmp_path):
     assert BENCHMARKS["alpaca_eval"].kind == "relative" and BENCHMARKS["vicuna"].format == "prometheus"
     bench = load_benchmark("alpaca_eval", str(path))
     assert [p.label for p in bench.items] == ["A", "B"]
-    records, _ = load_records(str(path))  # phudge data: a pair is its two records
+    records, _ = load_records(str(path))  # single-row readers (predict, bench): a pair is its two records
     assert [r.response for r in records] == ["Red.", ALPACA["output_2"]] * 2
 
 

@@ -175,3 +175,15 @@ def test_phudge_data_checks_scores_against_a_given_range(tmp_path):
     assert (result["valid"], result["invalid"]) == (2, 1) and "from 1 to 10, got 11" in str(errors[0])
     result, errors = summarize(str(source), backbone=None)  # on 1..5, 8 is off the scale too
     assert (result["valid"], result["invalid"]) == (1, 2) and "from 1 to 5, got 8" in str(errors[0])
+
+
+def test_phudge_data_counts_a_pair_file_in_rows_and_pairs(tmp_path):
+    from phudge_lightning.data.summary import summarize
+
+    rows = [{"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi?\n\nAssistant: Go."}] * 3
+    source = write_jsonl(tmp_path / "pairs.jsonl", rows + [{"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello!"}])
+    result, errors = summarize(str(source), backbone=None)
+    # four rows: three pairs (six responses, none with a rubric) and one row without its rejected answer
+    assert {k: result[k] for k in ("rows", "valid", "invalid", "pairs", "unlabelled", "with_rubric")} == \
+        {"rows": 4, "valid": 3, "invalid": 1, "pairs": 3, "unlabelled": 0, "with_rubric": 0}
+    assert "rejected" in str(errors[0])

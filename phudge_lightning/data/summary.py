@@ -5,21 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 
-KEYS = ("rows", "valid", "invalid", "with_rubric", "with_reference", "p99_tokens")
+# rows: the file's rows read; valid: the items they gave (a scored record, or a pair: one row of a
+# pair format), of which ``pairs`` are pairs; unlabelled: rows a format drops for having no label
+# (PandaLM's three-way disagreements); with_rubric, with_reference and p99_tokens are over responses
+# (a pair is two).
+KEYS = ("rows", "valid", "invalid", "unlabelled", "pairs", "with_rubric", "with_reference", "p99_tokens")
 
 
 def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0,
               score_range=(1, 5), layout: str = "prometheus") -> tuple[dict, list]:
     from datamodules.feedback_collection import percentile_length
     from datamodules.records import score_scale
-    from datamodules.sources import load_records
+    from datamodules.records import Pair
+    from datamodules.sources import load_items
 
     with score_scale(score_range):
-        records, errors = load_records(data, format=format, skip_invalid=True)
+        items, errors, dropped = load_items(data, format=format, skip_invalid=True)
+    records = [r for it in items for r in ((it.a, it.b) if isinstance(it, Pair) else (it,))]
     result = {
-        "rows": len(records) + len(errors),
-        "valid": len(records),
+        "rows": len(items) + len(errors) + dropped,
+        "valid": len(items),
         "invalid": len(errors),
+        "unlabelled": dropped,
+        "pairs": sum(isinstance(it, Pair) for it in items),
         "with_rubric": sum(r.rubric is not None for r in records),
         "with_reference": sum(r.reference_answer is not None for r in records),
         "p99_tokens": None,
