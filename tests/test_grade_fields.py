@@ -22,7 +22,8 @@ from phudge_lightning.grades import GRADE_FIELDS, Grade, graded
 from phudge_lightning.judge import Judge
 from phudge_lightning.model.module import JudgeModule
 from phudge_lightning.predict.writer import prediction_rows
-from phudge_lightning.serve.schemas import GradeResult
+from phudge_lightning.rank.ranking import ANSWER_FIELDS, rank_grades
+from phudge_lightning.serve.schemas import GradeResult, RankedAnswer
 
 RECORDS = [
     {"id": "full", "instruction": "What is 2+2?", "response": "4", "reference_answer": "2 + 2 = 4",
@@ -36,6 +37,9 @@ def test_the_fields_are_defined_once():
     assert GRADE_FIELDS == ("score", "probabilities", "confidence", "feedback", "truncated")
     assert tuple(GradeResult.model_fields) == GRADE_FIELDS  # the server's schema is made from Grade
     assert GradeResult.model_fields["score"].is_required()
+    assert tuple(RankedAnswer.model_fields) == ANSWER_FIELDS == ("index", "rank", *GRADE_FIELDS)  # a ranking's too
+    answer = rank_grades([Grade(score=2.0, truncated=True)], [{"id": "x", "confidence": "stale"}]).answers[0]
+    assert answer.to_dict() == {"id": "x", "index": 0, "rank": 1, "score": 2.0, "truncated": True}
     assert Grade(score=None, feedback="no verdict").to_dict() == {"score": None, "feedback": "no verdict"}
     assert graded({"id": 1, "score": 5, "confidence": "stale"}, Grade(score=3.0)) == {"id": 1, "score": 3.0}
 

@@ -16,17 +16,18 @@ whole field (``responses[2].response``). Other fields of the row are kept.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from datamodules.records import FIELDS, Record, RecordError, validate_record
+from phudge_lightning.grades import GRADE_FIELDS, Grade
 from phudge_lightning.judge import pairwise_probabilities  # one owner of the formula
 
 SHARED = ("instruction", "rubric", "reference_answer", "context")
 # The answer fields a ranking writes; an item field of the same name would be overwritten.
 # The fields a ranking adds to a row; an input field of the same name is replaced.
 RANK_FIELDS = ("ranking", "p_better")
-ANSWER_FIELDS = ("index", "rank", "score", "probabilities", "confidence", "feedback", "truncated")
+ANSWER_FIELDS = ("index", "rank", *GRADE_FIELDS)
 
 
 @dataclass
@@ -46,18 +47,18 @@ class RankedAnswer:
 
     index: int
     rank: int | None
-    score: float | None
-    probabilities: list[float] | None = None
-    confidence: float | None = None
-    feedback: str | None = None
-    truncated: bool = False
+    grade: Grade
     item: dict = field(default_factory=dict)
 
+    @property
+    def score(self) -> float | None:
+        return self.grade.score
+
     def to_dict(self) -> dict:
-        out = {k: v for k, v in self.item.items() if k not in ANSWER_FIELDS}
-        out |= {"index": self.index, "rank": self.rank, "score": self.score}
-        out |= {k: v for k, v in asdict(self).items() if k in ("probabilities", "confidence", "feedback") and v is not None}
-        return out | ({"truncated": True} if self.truncated else {})
+        """The item's own fields, then ``index``, ``rank`` and the grade's fields as every writer
+        gives them (``Grade.to_dict``)."""
+        own = {k: v for k, v in self.item.items() if k not in ANSWER_FIELDS}
+        return own | {"index": self.index, "rank": self.rank} | self.grade.to_dict()
 
 
 @dataclass
@@ -130,8 +131,7 @@ def rank_grades(grades: list, items: list[dict] | None = None) -> Ranking:
     places = ranks(scores)
     order = sorted(range(len(grades)), key=lambda i: (places[i] is None, places[i] or 0, i))
     items = items or [{} for _ in grades]
-    answers = [RankedAnswer(i, places[i], scores[i], grades[i].probabilities, grades[i].confidence,
-                            grades[i].feedback, grades[i].truncated, items[i]) for i in order]
+    answers = [RankedAnswer(i, places[i], grades[i], items[i]) for i in order]
     p_better = None
     if grades and all(g.probabilities for g in grades):
         p_better = [[None if i == j else round(pairwise_probabilities(grades[i].probabilities, grades[j].probabilities)[0], 6)

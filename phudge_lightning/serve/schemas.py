@@ -142,20 +142,19 @@ GradeBody = Annotated[
 ]
 
 
-def _grade_result() -> type[BaseModel]:
-    """The answer's schema, made from ``Grade``'s fields (so the server cannot drift from the
+def _with_grade_fields(name: str, doc: str, **leading) -> type[BaseModel]:
+    """A schema with ``leading`` fields, then ``Grade``'s (so the server cannot drift from the
     API), open to the request's extra fields."""
     hints = typing.get_type_hints(Grade)
-    return create_model(
-        "GradeResult", __config__=ConfigDict(extra="allow"), __doc__=(
-            "``score`` on the judge's score range, 1..5 by default, always there (null when a causal judge gave "
-            "none); the classification head adds the probability of each score and ``confidence``, the causal head "
-            "its ``feedback``; ``truncated`` is true when the prompt was shortened. The request's extra fields "
-            "come back beside them."),
-        **{f.name: (hints[f.name], ... if f.default is MISSING else f.default) for f in fields(Grade)})
+    return create_model(name, __config__=ConfigDict(extra="allow"), __doc__=doc, **leading,
+                        **{f.name: (hints[f.name], ... if f.default is MISSING else f.default) for f in fields(Grade)})
 
 
-GradeResult = _grade_result()
+GradeResult = _with_grade_fields("GradeResult", (
+    "``score`` on the judge's score range, 1..5 by default, always there (null when a causal judge gave "
+    "none); the classification head adds the probability of each score and ``confidence``, the causal head "
+    "its ``feedback``; ``truncated`` is true when the prompt was shortened. The request's extra fields "
+    "come back beside them."))
 
 
 class CompareResult(BaseModel):
@@ -170,19 +169,9 @@ class CompareResult(BaseModel):
     p_tie: float | None = None
 
 
-class RankedAnswer(BaseModel):
-    """An answer's place: ``index`` in ``responses``, ``rank`` (1 the best; equal scores share
-    a rank; null without a score), its grade, and the item's own ``id`` and fields."""
-
-    model_config = ConfigDict(extra="allow")
-
-    index: int
-    rank: int | None
-    score: float | None
-    probabilities: list[float] | None = None
-    confidence: float | None = None
-    feedback: str | None = None
-    truncated: bool | None = None
+RankedAnswer = _with_grade_fields("RankedAnswer", (
+    "An answer's place: ``index`` in ``responses``, ``rank`` (1 the best; equal scores share a rank; null "
+    "without a score), its grade, and the item's own ``id`` and fields."), index=(int, ...), rank=(int | None, ...))
 
 
 class RankResult(BaseModel):
