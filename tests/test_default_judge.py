@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import math
 
@@ -16,14 +17,24 @@ RIGHT = ("Sunlight is made of many colours. Air molecules scatter short waveleng
 WRONG = "Because the sky reflects the colour of the oceans."
 
 
+def package_data_globs(package: str) -> list[str]:
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    return parser["options.package_data"][package].replace(",", " ").split()
+
+
 def test_the_shipped_judge_is_a_small_export_listed_as_package_data():
     folder = default_judge_path()
-    assert (folder / "judge.json").exists() and (folder / "trained.safetensors").exists()
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    files = {f for f in folder.rglob("*") if f.is_file()}
+    size = sum(f.stat().st_size for f in files)
     assert size < 10 * 2**20, f"the shipped judge is {size / 2**20:.1f} MB"
-    hparams = json.loads((folder / "judge.json").read_text())["hparams"]
-    assert hparams["backbone"] == "minilm-l6"
-    assert "judges/default/*" in (REPO / "setup.cfg").read_text()
+    exports = [folder] if (folder / "judge.json").exists() else sorted(folder.glob("member-*"))  # one judge, or an ensemble
+    assert exports and all((e / "judge.json").exists() and (e / "trained.safetensors").exists() for e in exports)
+    assert {json.loads((e / "judge.json").read_text())["hparams"]["backbone"] for e in exports} == {"minilm-l6"}
+    # every file of it is installed: setuptools' globs do not cross folders, nor does Path.glob
+    package = REPO / "phudge_lightning"
+    installed = {f for pattern in package_data_globs("phudge_lightning") for f in package.glob(pattern) if f.is_file()}
+    assert files <= installed, sorted(str(f.relative_to(package)) for f in files - installed)
 
 
 @pytest.mark.embedded("minilm-l6")
