@@ -6,6 +6,7 @@ results table.
     python scripts/evaluate_judge.py --checkpoint A.ckpt B.ckpt C.ckpt   # an ensemble (mean score)
     python scripts/evaluate_judge.py --checkpoint A.ckpt --validation configs/judge.yaml
     python scripts/evaluate_judge.py --baseline length
+    python scripts/evaluate_judge.py --scores a.json b.json   # an ensemble of judges graded before
 
 Each figure is the one ``phudge evaluate`` prints for that benchmark (same loaders, same
 metrics, same ensemble rule: each item's mean score over the judges); this only saves loading
@@ -13,7 +14,8 @@ the judges once per benchmark. ``--validation CONFIG [OVERLAY...]`` also grades 
 config's validation split (the items its run held out, by instruction) as two more benchmarks,
 its pairs and its scored records: the figure a checkpoint is chosen on (pair accuracy, ties
 left out, as ``val/pair_accuracy``), computed here for an ensemble too. ``--output`` keeps every member's score of every
-item, so ensembles of members already graded can be formed without grading again.
+item, so ensembles of members already graded can be formed without grading again: ``--scores``
+reads them back (every member of every file, graded with the same sets and options).
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ def main() -> None:
     judge = parser.add_mutually_exclusive_group(required=True)
     judge.add_argument("--checkpoint", nargs="+", help="one judge, or several: an ensemble (each item's mean score)")
     judge.add_argument("--baseline", choices=("length",))
+    judge.add_argument("--scores", nargs="+", metavar="JSON",
+                       help="the members' scores in earlier --output files: their ensemble, graded again from those")
     parser.add_argument("--data", default=str(DATA), help="the folder of the benchmark files")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--validation", metavar="CONFIG", nargs="+",
@@ -120,6 +124,14 @@ def main() -> None:
     seconds: dict[str, float] = {name: 0.0 for name in sets}
     if args.baseline:
         members["length"] = {name: length_scores(records) for name, (_, records) in graded.items()}
+    elif args.scores:
+        for path in args.scores:
+            for member, scores in json.loads(Path(path).read_text())["scores"].items():
+                missing = [name for name, (_, records) in graded.items() if len(scores.get(name, ())) != len(records)]
+                if missing:
+                    parser.error(f"{path}: {member} has no scores, or not one per item, for {missing}: "
+                                 "grade with the same --sets, --validation and options")
+                members[member] = {name: scores[name] for name in graded}
     else:
         from phudge_lightning.judge import Judge
 
@@ -144,7 +156,7 @@ def main() -> None:
             if set(SETS) <= set(alone):
                 print("member", summary(path, alone))
     if set(SETS) <= set(results):
-        print(summary(" + ".join(args.checkpoint) if args.checkpoint else f"baseline {args.baseline}", results))
+        print(summary(" + ".join(members) if not args.baseline else f"baseline {args.baseline}", results))
     if args.output:
         Path(args.output).write_text(json.dumps({**results, "scores": members}, indent=1))
 
