@@ -24,9 +24,10 @@ from phudge_lightning.grades import GRADE_FIELDS, Grade
 from phudge_lightning.judge import pairwise_probabilities  # one owner of the formula
 
 SHARED = ("instruction", "rubric", "reference_answer", "context")
-# The answer fields a ranking writes; an item field of the same name would be overwritten.
 # The fields a ranking adds to a row; an input field of the same name is replaced.
 RANK_FIELDS = ("ranking", "p_better")
+# The answer fields a ranking writes (its place, then the grade's); an item field of the same name
+# would be stale beside them, so it is left out.
 ANSWER_FIELDS = ("index", "rank", *GRADE_FIELDS)
 
 
