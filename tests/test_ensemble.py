@@ -21,10 +21,6 @@ RECORDS = [
 ]
 
 
-def random_judge(backbone_dir, seed: int, head: str = "classification", **kw):
-    return judge_module(backbone_dir, head, seed, **kw)
-
-
 def grades(path_or_module):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -34,7 +30,7 @@ def grades(path_or_module):
 
 
 def test_an_exported_ensemble_grades_by_the_mean_of_its_members(tiny_llama_dir, tmp_path):
-    members = [export(random_judge(tiny_llama_dir, seed), tmp_path / f"judge-{seed}") for seed in (0, 1, 2)]
+    members = [export(judge_module(tiny_llama_dir, "classification", seed), tmp_path / f"judge-{seed}") for seed in (0, 1, 2)]
     alone = [grades(path) for path in members]
     assert alone[0][0].score != pytest.approx(alone[1][0].score, abs=1e-3)  # the members differ
 
@@ -59,18 +55,18 @@ def test_an_exported_ensemble_grades_by_the_mean_of_its_members(tiny_llama_dir, 
 
 
 def test_an_ensemble_of_regression_judges_has_no_probabilities(tiny_llama_dir, tmp_path):
-    members = [random_judge(tiny_llama_dir, seed, head="regression") for seed in (3, 4)]
+    members = [judge_module(tiny_llama_dir, "regression", seed) for seed in (3, 4)]
     from phudge_lightning.model.ensemble import JudgeEnsemble
 
     together = grades(JudgeEnsemble(members))
-    alone = [grades(random_judge(tiny_llama_dir, seed, head="regression")) for seed in (3, 4)]
+    alone = [grades(judge_module(tiny_llama_dir, "regression", seed)) for seed in (3, 4)]
     assert [g.score for g in together] == pytest.approx([(a.score + b.score) / 2 for a, b in zip(*alone)], abs=1e-5)
     assert all(g.probabilities is None for g in together)
 
 
 def test_members_that_read_another_prompt_or_scale_are_refused(tiny_llama_dir, tmp_path, capsys):
-    one = export(random_judge(tiny_llama_dir, 0), tmp_path / "one")
-    ten = export(random_judge(tiny_llama_dir, 1, score_range=[1, 10]), tmp_path / "ten")
+    one = export(judge_module(tiny_llama_dir, "classification", 0), tmp_path / "one")
+    ten = export(judge_module(tiny_llama_dir, "classification", 1, score_range=[1, 10]), tmp_path / "ten")
     assert export_main(["--checkpoint", str(one), str(ten), "--output", str(tmp_path / "bad")]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # (transformers' loading bars come first)
     assert last.startswith("phudge export: ") and "member 2 has score_range=[1, 10]" in last
@@ -83,7 +79,7 @@ def test_members_that_read_another_prompt_or_scale_are_refused(tiny_llama_dir, t
 
 
 def test_commands_that_take_one_judge_name_a_member_and_a_broken_ensemble_is_named(tiny_llama_dir, tmp_path):
-    members = [export(random_judge(tiny_llama_dir, seed), tmp_path / f"m{seed}") for seed in (0, 1)]
+    members = [export(judge_module(tiny_llama_dir, "classification", seed), tmp_path / f"m{seed}") for seed in (0, 1)]
     assert export_main(["--checkpoint", *map(str, members), "--output", str(tmp_path / "ens")]) == 0
     with pytest.raises(CheckpointError, match=r"ensemble of judges .*member-1"):
         kind_of(tmp_path / "ens")  # e.g. phudge validate --ckpt_path: one judge's weights
@@ -101,7 +97,7 @@ def test_commands_that_take_one_judge_name_a_member_and_a_broken_ensemble_is_nam
 def test_phudge_serve_grades_with_an_ensemble_folder(tiny_llama_dir, tmp_path):
     from test_serving import Server, request
 
-    members = [export(random_judge(tiny_llama_dir, seed), tmp_path / f"m{seed}") for seed in (5, 6)]
+    members = [export(judge_module(tiny_llama_dir, "classification", seed), tmp_path / f"m{seed}") for seed in (5, 6)]
     assert export_main(["--checkpoint", *map(str, members), "--output", str(tmp_path / "ens")]) == 0
     expected = grades(tmp_path / "ens")[0]
     served = Server(tmp_path / "ens", tmp_path / "server.log")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import judge_module, phudge_grade_scores
 from datamodules.prometheus import render
 from datamodules.prompt import PromptEncoder
 from datamodules.records import validate_record
@@ -21,7 +22,6 @@ from phudge_lightning.export import card, hf, hub
 from phudge_lightning.export.command import main as export_main
 from phudge_lightning.export.prompt_template import render_template
 from phudge_lightning.judge import Judge
-from conftest import judge_module, phudge_grade_scores  # noqa: E402  (a judge with random LoRA and head; phudge grade)
 from phudge_lightning.model.module import JudgeModule
 
 FIXTURE_RUN = Path(__file__).resolve().parents[2] / "shared/fixtures/deepspeed-zero2-tiny-phi3/regression/phi3-lora128-regression/version_0"
