@@ -143,5 +143,10 @@ def load_records(
         if limit is not None and len(records) >= limit:
             break
     if not records:
-        raise RecordError(iter_source(spec)[0] if spec == DEMO else spec, "-", None, "holds no valid rows")
+        raise no_valid_rows(spec)
     return records, errors
+
+
+def no_valid_rows(spec: str) -> RecordError:
+    """The error for a source that gave nothing to grade or train on."""
+    return RecordError(iter_source(spec)[0] if spec == DEMO else spec, "-", None, "holds no valid rows")

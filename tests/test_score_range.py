@@ -187,3 +187,6 @@ def test_phudge_data_counts_a_pair_file_in_rows_and_pairs(tmp_path):
     assert {k: result[k] for k in ("rows", "valid", "invalid", "pairs", "unlabelled", "with_rubric")} == \
         {"rows": 4, "valid": 3, "invalid": 1, "pairs": 3, "unlabelled": 0, "with_rubric": 0}
     assert "rejected" in str(errors[0])
+    broken = write_jsonl(tmp_path / "broken.jsonl", [{"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello!"}])
+    with pytest.raises(RecordError, match="holds no valid rows"):
+        summarize(str(broken), backbone=None)

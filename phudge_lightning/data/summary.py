@@ -15,12 +15,13 @@ KEYS = ("rows", "valid", "invalid", "unlabelled", "pairs", "with_rubric", "with_
 def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0,
               score_range=(1, 5), layout: str = "prometheus") -> tuple[dict, list]:
     from datamodules.feedback_collection import percentile_length
-    from datamodules.records import score_scale
-    from datamodules.records import Pair
-    from datamodules.sources import load_items
+    from datamodules.records import Pair, score_scale
+    from datamodules.sources import load_items, no_valid_rows
 
     with score_scale(score_range):
         items, errors, dropped = load_items(data, format=format, skip_invalid=True)
+    if not items:  # a source with nothing valid is refused, as load_records refuses it
+        raise no_valid_rows(data)
     records = [r for it in items for r in ((it.a, it.b) if isinstance(it, Pair) else (it,))]
     result = {
         "rows": len(items) + len(errors) + dropped,
