@@ -50,12 +50,13 @@ def summary(name: str, results: dict) -> str:
     return line
 
 
-def validation_sets(configs: list[str]) -> dict:
+def validation_sets(configs: list[str]) -> tuple[dict, dict]:
     """The validation split of a training config and its overlays (their ``data`` sections, each
     key of a later one replacing the earlier; the tokenizer of ``model.backbone``), built as
     ``phudge fit`` builds it, as two benchmarks: its pairs and its scored records; and, when
-    several sources hold pairs, each source's pairs as ``validation_pairs/<file stem>`` (the
-    sources' validation items follow one another in the split, in the config's order)."""
+    several sources hold pairs, each source's pairs as ``validation_pairs/<file stem>``, with
+    where its records lie among the validation pairs' records (the sources' validation items
+    follow one another in the split, in the config's order): (benchmarks, {name: slice})."""
     import yaml
 
     from datamodules import mixing
@@ -77,17 +78,20 @@ def validation_sets(configs: list[str]) -> dict:
     sets = {name: bench for name, bench in sets.items() if bench.items}  # a split may hold no pairs or no ratings
     sources = [mixing.Source.from_config(spec).data for spec in data.get("sources") or []]
     counts = [module.stats.get(f"val_items/{name}", 0) for name in sources]
+    per_source = {}  # name: (its pairs, where their records lie among the validation pairs' records)
     if len(set(sources)) == len(sources) and sum(counts) == len(items):  # else the slices are not known
-        start, per_source = 0, {}
+        start, first = 0, 0
         for name, count in zip(sources, counts):
             pairs = [it for it in items[start:start + count] if isinstance(it, Pair)]
             start += count
             if pairs:
-                per_source[f"validation_pairs/{Path(name).name.split('.')[0]}"] = pairs
-        if len(per_source) > 1:
-            sets.update({name: Benchmark(name, RELATIVE, source, "the held-out preference", pairs)
-                         for name, pairs in per_source.items()})
-    return sets
+                per_source[f"validation_pairs/{Path(name).name.split('.')[0]}"] = (pairs, slice(2 * first, 2 * (first + len(pairs))))
+                first += len(pairs)
+    if len(per_source) < 2:  # one source's pairs are the validation pairs themselves
+        return sets, {}
+    sets.update({name: Benchmark(name, RELATIVE, source, "the held-out preference", pairs)
+                 for name, (pairs, _) in per_source.items()})
+    return sets, {name: part for name, (_, part) in per_source.items()}
 
 
 def main() -> None:
@@ -109,16 +113,13 @@ def main() -> None:
     args = parser.parse_args()
     benches = {name: load_benchmark(name, str(Path(args.data) / SETS[name]), rubric_free=args.rubric_free,
                                     reference_free=args.reference_free) for name in args.sets}
-    if args.validation:
-        benches.update(validation_sets(args.validation))
-    sets = {name: (bench, bench.records()) for name, bench in benches.items()}
     # Each source's held-out pairs are a run of the validation pairs: their scores are sliced from
     # those, not graded twice.
-    slices, start = {}, 0
-    for name, (bench, _) in sets.items():
-        if name.startswith("validation_pairs/"):
-            slices[name] = slice(start, start + 2 * len(bench.items))
-            start += 2 * len(bench.items)
+    slices = {}
+    if args.validation:
+        held_out, slices = validation_sets(args.validation)
+        benches.update(held_out)
+    sets = {name: (bench, bench.records()) for name, bench in benches.items()}
     graded = {name: value for name, value in sets.items() if name not in slices}
     members: dict[str, dict[str, list]] = {}
     seconds: dict[str, float] = {name: 0.0 for name in sets}
@@ -131,6 +132,8 @@ def main() -> None:
                 if missing:
                     parser.error(f"{path}: {member} has no scores, or not one per item, for {missing}: "
                                  "grade with the same --sets, --validation and options")
+                if member in members:  # two files naming one member (``default``) would average one of them away
+                    parser.error(f"{path}: {member} is also in an earlier file; grade it once")
                 members[member] = {name: scores[name] for name in graded}
     else:
         from phudge_lightning.judge import Judge
