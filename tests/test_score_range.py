@@ -177,7 +177,7 @@ def test_phudge_data_checks_scores_against_a_given_range(tmp_path):
     assert (result["valid"], result["invalid"]) == (1, 2) and "from 1 to 5, got 8" in str(errors[0])
 
 
-def test_phudge_data_counts_a_pair_file_in_rows_and_pairs(tmp_path):
+def test_phudge_data_counts_a_pair_file_in_rows_and_pairs(tmp_path, capsys):
     from phudge_lightning.data.summary import summarize
 
     rows = [{"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi?\n\nAssistant: Go."}] * 3
@@ -190,3 +190,7 @@ def test_phudge_data_counts_a_pair_file_in_rows_and_pairs(tmp_path):
     broken = write_jsonl(tmp_path / "broken.jsonl", [{"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello!"}])
     with pytest.raises(RecordError, match="holds no valid rows"):
         summarize(str(broken), backbone=None)
+    from phudge_lightning.data.summary import main  # the command says so in one line, exit 2
+
+    assert main(["--data", str(broken), "--backbone", "none"]) == 2
+    assert f"phudge data: {broken}, row -: holds no valid rows" in capsys.readouterr().err

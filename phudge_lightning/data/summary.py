@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 # rows: the file's rows read; valid: the items they gave (a scored record, or a pair: one row of a
 # pair format), of which ``pairs`` are pairs; unlabelled: rows a format drops for having no label
@@ -45,6 +46,7 @@ def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "a
 def main(argv: list[str] | None = None) -> int:
     from datamodules.formats import FORMATS
     from datamodules.prompt import LAYOUTS
+    from datamodules.records import RecordError
 
     parser = argparse.ArgumentParser(prog="phudge data", description=__doc__)
     parser.add_argument("--data", required=True, help="demo, a json/jsonl/parquet file, or a hub dataset name")
@@ -56,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score-range", type=float, nargs=2, default=(1, 5), metavar=("LOW", "HIGH"),
                         help="the scale the scores are checked against (model.score_range; default 1 5)")
     args = parser.parse_args(argv)
-    result, errors = summarize(args.data, None if args.backbone.lower() == "none" else args.backbone, args.format,
-                               score_range=args.score_range, layout=args.layout)
+    try:
+        result, errors = summarize(args.data, None if args.backbone.lower() == "none" else args.backbone, args.format,
+                                   score_range=args.score_range, layout=args.layout)
+    except (RecordError, FileNotFoundError) as e:  # no such file, or nothing valid in it: say so, no traceback
+        print(f"phudge data: {e}", file=sys.stderr)
+        return 2
     for error in errors[:10]:
         print(f"invalid: {error}")
     if len(errors) > 10:
