@@ -109,15 +109,35 @@ def default_judge_path() -> Path:
     return path
 
 
+def scale_lora(backbone, scale: float) -> None:
+    """Multiply every LoRA update of ``backbone`` (a peft model) by ``scale``, before it is merged.
+    ``ValueError`` for a backbone with no adapter: a merged or fully fine-tuned one cannot be
+    interpolated back."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in backbone.modules() if isinstance(m, LoraLayer)]
+    if not layers:
+        raise ValueError("lora_scale needs a judge with a LoRA adapter; this backbone has none (merged, or trained without LoRA)")
+    for layer in layers:
+        layer.scale_layer(scale)
+
+
 class Judge:
     def __init__(self, module, *, max_length: int | None = None, device: str | None = None, batch_size: int = 8,
-                 dtype: str | None = None):
+                 dtype: str | None = None, lora_scale: float = 1.0):
         """Wrap a trained ``JudgeModule``, which is made ready for inference only: its LoRA adapter
         is merged into the weights and removed. ``max_length`` defaults to the one used in
         training. ``dtype``: run the backbone in this dtype (``bfloat16``: 2.6-3.4x float32 on
-        CPUs with AMX, see ``phudge bench speed``) instead of the trained one."""
+        CPUs with AMX, see ``phudge bench speed``) instead of the trained one.
+
+        ``lora_scale`` (lambda) interpolates the backbone between the pretrained and the fine-tuned
+        weights before the merge, as WiSE-FT does (Wortsman et al., 2022):
+        W = W0 + lambda * (alpha / r) * B A, the head unchanged; 1 is the judge as trained, 0 the
+        pretrained backbone under the trained head."""
         self.module = module.eval()
         for one in getattr(module, "members", [module]):  # an ensemble's members, or the module
+            if lora_scale != 1.0:
+                scale_lora(one.backbone, lora_scale)
             # A peft model: fold LoRA into the weights it adapts and drop peft's wrappers, whose
             # per-layer Python costs 5-10% of a CPU forward even once merged (phudge bench speed).
             # Before any cast: a LoRA update merged in bfloat16 would be partly rounded away.

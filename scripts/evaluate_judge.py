@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--reference-free", action="store_true")
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lora-scale", type=float, default=1.0, metavar="LAMBDA",
+                        help="grade with each LoRA update times LAMBDA (WiSE-FT: 0 = the pretrained backbone, 1 = as trained)")
     parser.add_argument("--output", help="write every figure, and every member's scores, to this JSON file")
     args = parser.parse_args()
     benches = {name: load_benchmark(name, str(Path(args.data) / SETS[name]), rubric_free=args.rubric_free,
@@ -139,7 +141,7 @@ def main() -> None:
         from phudge_lightning.judge import Judge
 
         for path in args.checkpoint:
-            judge = Judge.load(path, batch_size=args.batch_size, max_length=args.max_length)
+            judge = Judge.load(path, batch_size=args.batch_size, max_length=args.max_length, lora_scale=args.lora_scale)
             members[path] = {}
             for name, (_, records) in graded.items():
                 start = time.time()
