@@ -31,6 +31,7 @@ from datamodules.prompt import Encoded, PromptEncoder, token_budget
 from datamodules.records import DEFAULT_SCORE_RANGE, Record, validate_record
 from phudge_lightning.grades import Grade, grades_from_outputs
 from phudge_lightning.metrics import verdict  # noqa: F401  (re-exported: phudge_lightning.judge.verdict)
+from phudge_lightning.model.backbone import scale_lora
 
 
 @dataclass
@@ -109,19 +110,6 @@ def default_judge_path() -> Path:
     return path
 
 
-def scale_lora(backbone, scale: float) -> None:
-    """Multiply every LoRA update of ``backbone`` (a peft model) by ``scale``, before it is merged.
-    ``ValueError`` for a backbone with no adapter: a merged or fully fine-tuned one cannot be
-    interpolated back."""
-    from peft.tuners.lora import LoraLayer
-
-    layers = [m for m in backbone.modules() if isinstance(m, LoraLayer)]
-    if not layers:
-        raise ValueError("lora_scale needs a judge with a LoRA adapter; this backbone has none (merged, or trained without LoRA)")
-    for layer in layers:
-        layer.scale_layer(scale)
-
-
 class Judge:
     def __init__(self, module, *, max_length: int | None = None, device: str | None = None, batch_size: int = 8,
                  dtype: str | None = None, lora_scale: float = 1.0):
@@ -137,7 +125,7 @@ class Judge:
         self.module = module.eval()
         for one in getattr(module, "members", [module]):  # an ensemble's members, or the module
             if lora_scale != 1.0:
-                scale_lora(one.backbone, lora_scale)
+                scale_lora(one.backbone, lora_scale)  # before the merge below: it merges B A as scaled
             # A peft model: fold LoRA into the weights it adapts and drop peft's wrappers, whose
             # per-layer Python costs 5-10% of a CPU forward even once merged (phudge bench speed).
             # Before any cast: a LoRA update merged in bfloat16 would be partly rounded away.

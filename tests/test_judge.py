@@ -134,42 +134,52 @@ def test_causal_missing_score_is_none(causal_judge, monkeypatch):
     assert result.winner == "invalid" and result.margin is None and result.score_b is None
 
 
-def test_lora_scale_interpolates_between_the_pretrained_and_the_trained_backbone(tiny_llama_dir):
-    """W = W0 + lambda * (alpha / r) * B A: lambda 0 grades as the backbone with the adapter off,
-    1 as trained, and 0.5 as the adapter with B halved (the update is linear in B)."""
+
+def test_lora_scale_interpolates_between_the_pretrained_and_the_trained_backbone(tiny_llama_dir, tmp_path):
+    """W = W0 + lambda (alpha/r) B A: lambda 0 grades as the adapter's B set to zero (the
+    pretrained backbone under the trained head), 1 as trained, and 0.5 as B halved by hand;
+    ``phudge export --lora-scale`` writes a judge that grades as ``Judge(lora_scale=)``."""
     import copy
 
     import torch
 
-    torch.manual_seed(0)
-    module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=LORA).eval()
-    with torch.no_grad():  # peft starts B at zero, where every lambda grades alike
-        for name, p in module.backbone.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
+    from conftest import judge_module
+    from phudge_lightning.export.command import main as export_main
+    from phudge_lightning.export.folder import export
+
+    module = judge_module(tiny_llama_dir, "regression", seed=5)
     records = varied_records(6)
 
     def scores(m, **kw):
         return [g.score for g in Judge(copy.deepcopy(m), device="cpu", **kw).grade_many(records)]
 
-    halved = copy.deepcopy(module)
-    with torch.no_grad():
-        for name, p in halved.backbone.named_parameters():
-            if "lora_B" in name:
-                p.mul_(0.5)
+    def with_b_times(factor):
+        other = copy.deepcopy(module)
+        with torch.no_grad():
+            for name, p in other.backbone.named_parameters():
+                if "lora_B" in name:
+                    p.mul_(factor)
+        return other
+
     trained, half, none = scores(module), scores(module, lora_scale=0.5), scores(module, lora_scale=0.0)
     assert trained == pytest.approx(scores(module, lora_scale=1.0))
-    assert half == pytest.approx(scores(halved), abs=1e-5)
-    off = copy.deepcopy(module)
-    with torch.no_grad():
-        for name, p in off.backbone.named_parameters():
-            if "lora_B" in name:
-                p.zero_()
-    assert none == pytest.approx(scores(off), abs=1e-5)
-    assert max(abs(a - b) for a, b in zip(trained, none)) > 1e-3  # the adapter mattered, so the checks could fail
+    assert half == pytest.approx(scores(with_b_times(0.5)), abs=1e-5)
+    assert none == pytest.approx(scores(with_b_times(0.0)), abs=1e-5)
+    assert max(abs(a - b) for a, b in zip(trained, none)) > 1e-3  # the adapter matters: the checks could fail
     assert max(abs(a - b) for a, b in zip(half, none)) > 1e-4
 
+    folder = export(module, tmp_path / "judge")
+    assert export_main(["--checkpoint", str(folder), "--output", str(tmp_path / "wise"), "--lora-scale", "0.5"]) == 0
+    assert [g.score for g in Judge.load(tmp_path / "wise", device="cpu").grade_many(records)] == pytest.approx(half, abs=1e-5)
 
-def test_lora_scale_needs_an_adapter(tiny_llama_dir):
+
+def test_lora_scale_needs_an_adapter(tiny_llama_dir, tmp_path, capsys):
+    from phudge_lightning.export.command import main as export_main
+    from phudge_lightning.export.folder import export
+
+    full = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=None)
     with pytest.raises(ValueError, match="LoRA adapter"):
-        Judge(JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=None), device="cpu", lora_scale=0.5)
+        Judge(full, device="cpu", lora_scale=0.5)
+    folder = export(full, tmp_path / "full")
+    assert export_main(["--checkpoint", str(folder), "--output", str(tmp_path / "wise"), "--lora-scale", "0.5"]) == 2
+    assert "needs a judge with a LoRA adapter" in capsys.readouterr().err

@@ -5,6 +5,7 @@ standard transformers model, with its model card; optionally push it to the hub.
     phudge export --checkpoint best.ckpt --output judge-hf/ --format hf   # AutoModelForSequenceClassification
     phudge export --checkpoint best.ckpt --output judge-hf/ --format hf --results vicuna.json --push-to-hub me/judge
     phudge export --checkpoint seed1.ckpt seed2.ckpt seed3.ckpt --output judges/   # an ensemble (mean score)
+    phudge export --checkpoint best.ckpt --output judge-wise/ --lora-scale 0.5     # WiSE-FT: halfway to the pretrained backbone
 
 Exit status 2, with the reason on one line, when ``--format hf`` would change the judge's scores.
 """
@@ -27,6 +28,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="the folder to write")
     parser.add_argument("--format", default="judge", choices=FORMATS,
                         help="judge: this project's folder (judge.json, adapter); hf: a standard transformers model + card")
+    parser.add_argument("--lora-scale", type=float, default=1.0, metavar="LAMBDA",
+                        help="write each LoRA update times LAMBDA (WiSE-FT: 0 = the pretrained backbone under the "
+                             "trained head, 1 = as trained; see phudge_lightning.model.backbone.scale_lora)")
     parser.add_argument("--results", nargs="+", default=[], metavar="FILE",
                         help="phudge evaluate --output files whose figures go into the model card (--format hf)")
     parser.add_argument("--license", default=None, help="the card's licence (default: the base model's, when known)")
@@ -42,12 +46,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_module(checkpoint: str):
+def load_module(checkpoint: str, lora_scale: float = 1.0):
     """A ``JudgeModule`` from any checkpoint ``phudge_lightning.checkpoints`` reads (a ``.ckpt``, a
-    DeepSpeed folder, or a folder from ``phudge export``); ``CheckpointError`` for anything else."""
+    DeepSpeed folder, or a folder from ``phudge export``), each LoRA update times ``lora_scale``;
+    ``CheckpointError`` for anything else, ``ValueError`` for a scale with no adapter."""
     from phudge_lightning.checkpoints import load_module as read_module
+    from phudge_lightning.model.backbone import scale_lora
 
-    return read_module(checkpoint)
+    module = read_module(checkpoint)
+    if lora_scale != 1.0:
+        for one in getattr(module, "members", [module]):
+            scale_lora(one.backbone, lora_scale)
+    return module
 
 
 def export_hf_folder(args) -> int:
@@ -64,8 +74,8 @@ def export_hf_folder(args) -> int:
 
     (args.checkpoint,) = args.checkpoint
     try:
-        module = load_module(args.checkpoint)
-    except CheckpointError as e:
+        module = load_module(args.checkpoint, args.lora_scale)
+    except (CheckpointError, ValueError) as e:
         print(f"phudge export: {e}", file=sys.stderr)
         return 2
     if hasattr(module, "members"):
@@ -112,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     from phudge_lightning.export.folder import export
 
     try:
-        modules = [load_module(path) for path in args.checkpoint]
-    except CheckpointError as e:
+        modules = [load_module(path, args.lora_scale) for path in args.checkpoint]
+    except (CheckpointError, ValueError) as e:
         print(f"phudge export: {e}", file=sys.stderr)
         return 2
     # An ensemble folder given again is re-exported as its members.

@@ -109,3 +109,18 @@ def apply_lora(model: nn.Module, lora: dict | None, full_finetune: bool) -> nn.M
         target_modules=targets, bias="none", **settings,
     )
     return get_peft_model(model, config)
+
+
+def scale_lora(model: nn.Module, scale: float) -> None:
+    """WiSE-FT for a LoRA judge (Wortsman et al., 2022, "Robust fine-tuning of zero-shot models"):
+    every update (alpha/r) B A becomes scale * (alpha/r) B A, in place, by scaling B, so that the
+    weights W0 + scale * (alpha/r) B A lie between the pretrained backbone (0) and the trained one
+    (1). Interpolating keeps more of the pretrained model's behaviour where the fine-tuning labels
+    and the graded data differ. ``ValueError`` for a model with no LoRA adapter: merged or fully
+    fine-tuned weights cannot be interpolated back."""
+    weights = [p for name, p in model.named_parameters() if ".lora_B." in name]
+    if not weights:
+        raise ValueError("lora_scale needs a judge with a LoRA adapter; this backbone has none (merged, or trained without LoRA)")
+    with torch.no_grad():
+        for p in weights:
+            p.mul_(scale)
