@@ -193,4 +193,6 @@ def test_phudge_data_counts_a_pair_file_in_rows_and_pairs(tmp_path, capsys):
     from phudge_lightning.data.summary import main  # the command says so in one line, exit 2
 
     assert main(["--data", str(broken), "--backbone", "none"]) == 2
-    assert f"phudge data: {broken}, row -: holds no valid rows" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert f"phudge data: {broken}, row -: holds no valid rows" in out.err
+    assert f"invalid: {broken}, row 1, field" in out.out and "is missing" in out.out  # and why, row by row

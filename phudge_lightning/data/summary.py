@@ -22,7 +22,9 @@ def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "a
     with score_scale(score_range):
         items, errors, dropped = load_items(data, format=format, skip_invalid=True)
     if not items:  # a source with nothing valid is refused, as load_records refuses it
-        raise no_valid_rows(data)
+        error = no_valid_rows(data)
+        error.errors = errors  # what was wrong with its rows, for main to show before the refusal
+        raise error
     records = [r for it in items for r in ((it.a, it.b) if isinstance(it, Pair) else (it,))]
     result = {
         "rows": len(items) + len(errors) + dropped,
@@ -41,6 +43,13 @@ def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "a
         encoder = PromptEncoder(load_tokenizer(backbone), score_range=score_range, layout=layout)
         result["p99_tokens"] = percentile_length([encoder.length(r) for r in records], percentile)
     return result, errors
+
+
+def show_invalid(errors: list, most: int = 10) -> None:
+    for error in errors[:most]:
+        print(f"invalid: {error}")
+    if len(errors) > most:
+        print(f"... and {len(errors) - most} more invalid rows")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,12 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         result, errors = summarize(args.data, None if args.backbone.lower() == "none" else args.backbone, args.format,
                                    score_range=args.score_range, layout=args.layout)
     except (RecordError, FileNotFoundError) as e:  # no such file, or nothing valid in it: say so, no traceback
+        show_invalid(getattr(e, "errors", []))  # why nothing was valid, row by row
         print(f"phudge data: {e}", file=sys.stderr)
         return 2
-    for error in errors[:10]:
-        print(f"invalid: {error}")
-    if len(errors) > 10:
-        print(f"... and {len(errors) - 10} more invalid rows")
+    show_invalid(errors)
     if args.json:
         print(json.dumps(result))
     else:
