@@ -134,7 +134,6 @@ def test_causal_missing_score_is_none(causal_judge, monkeypatch):
     assert result.winner == "invalid" and result.margin is None and result.score_b is None
 
 
-
 def test_lora_scale_interpolates_between_the_pretrained_and_the_trained_backbone(tiny_llama_dir, tmp_path):
     """W = W0 + lambda (alpha/r) B A: lambda 0 grades as the adapter's B set to zero (the
     pretrained backbone under the trained head), 1 as trained, and 0.5 as B halved by hand;
@@ -171,6 +170,10 @@ def test_lora_scale_interpolates_between_the_pretrained_and_the_trained_backbone
     folder = export(module, tmp_path / "judge")
     assert export_main(["--checkpoint", str(folder), "--output", str(tmp_path / "wise"), "--lora-scale", "0.5"]) == 0
     assert [g.score for g in Judge.load(tmp_path / "wise", device="cpu").grade_many(records)] == pytest.approx(half, abs=1e-5)
+    import json
+
+    assert json.loads((tmp_path / "wise" / "judge.json").read_text())["lora_scale"] == 0.5  # it says it is not as trained
+    assert "lora_scale" not in json.loads((folder / "judge.json").read_text())
 
 
 def test_lora_scale_needs_an_adapter(tiny_llama_dir, tmp_path, capsys):

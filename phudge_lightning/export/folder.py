@@ -16,9 +16,11 @@ CONFIG = "judge.json"
 WEIGHTS = "trained.safetensors"
 
 
-def export(module, output: str | Path, adapter: bool = True) -> Path:
+def export(module, output: str | Path, adapter: bool = True, lora_scale: float = 1.0) -> Path:
     """Write ``module`` to ``output``; ``adapter=False`` leaves out the peft ``adapter/`` copy of the
-    LoRA weights (an ensemble's members: see ``export/ensemble.py``)."""
+    LoRA weights (an ensemble's members: see ``export/ensemble.py``). ``lora_scale``: the factor
+    its LoRA updates were scaled by (``phudge export --lora-scale``), recorded in ``judge.json``
+    so the folder says it is not the judge as trained."""
     from safetensors.torch import save_file
 
     output = Path(output)
@@ -29,7 +31,8 @@ def export(module, output: str | Path, adapter: bool = True) -> Path:
     module.tokenizer.save_pretrained(output / "tokenizer")
     if adapter and hasattr(module.backbone, "peft_config"):
         module.backbone.save_pretrained(output / "adapter")
-    atomic_write_json(output / CONFIG, {"hparams": dict(module.hparams), "prompt": module.prompt_settings})
+    provenance = {"lora_scale": lora_scale} if lora_scale != 1.0 else {}
+    atomic_write_json(output / CONFIG, {"hparams": dict(module.hparams), "prompt": module.prompt_settings, **provenance})
     return output
 
 
