@@ -123,9 +123,8 @@ class Judge:
         W = W0 + lambda * (alpha / r) * B A, the head unchanged; 1 is the judge as trained, 0 the
         pretrained backbone under the trained head."""
         self.module = module.eval()
+        scale_lora(module, lora_scale)  # before the merge below, which merges B A as scaled
         for one in getattr(module, "members", [module]):  # an ensemble's members, or the module
-            if lora_scale != 1.0:
-                scale_lora(one.backbone, lora_scale)  # before the merge below: it merges B A as scaled
             # A peft model: fold LoRA into the weights it adapts and drop peft's wrappers, whose
             # per-layer Python costs 5-10% of a CPU forward even once merged (phudge bench speed).
             # Before any cast: a LoRA update merged in bfloat16 would be partly rounded away.

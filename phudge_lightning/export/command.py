@@ -54,9 +54,7 @@ def load_module(checkpoint: str, lora_scale: float = 1.0):
     from phudge_lightning.model.backbone import scale_lora
 
     module = read_module(checkpoint)
-    if lora_scale != 1.0:
-        for one in getattr(module, "members", [module]):
-            scale_lora(one.backbone, lora_scale)
+    scale_lora(module, lora_scale)
     return module
 
 

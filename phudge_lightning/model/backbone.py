@@ -116,11 +116,15 @@ def scale_lora(model: nn.Module, scale: float) -> None:
     every update (alpha/r) B A becomes scale * (alpha/r) B A, in place, by scaling B, so that the
     weights W0 + scale * (alpha/r) B A lie between the pretrained backbone (0) and the trained one
     (1). Interpolating keeps more of the pretrained model's behaviour where the fine-tuning labels
-    and the graded data differ. ``ValueError`` for a model with no LoRA adapter: merged or fully
-    fine-tuned weights cannot be interpolated back."""
-    weights = [p for name, p in model.named_parameters() if ".lora_B." in name]
-    if not weights:
-        raise ValueError("lora_scale needs a judge with a LoRA adapter; this backbone has none (merged, or trained without LoRA)")
-    with torch.no_grad():
-        for p in weights:
-            p.mul_(scale)
+    and the graded data differ. ``model``: a judge, or an ensemble (each member's); a scale of 1
+    changes nothing. ``ValueError`` for a judge with no LoRA adapter: merged or fully fine-tuned
+    weights cannot be interpolated back."""
+    if scale == 1.0:
+        return
+    for one in getattr(model, "members", [model]):
+        weights = [p for name, p in one.named_parameters() if ".lora_B." in name]
+        if not weights:
+            raise ValueError("lora_scale needs a judge with a LoRA adapter; this backbone has none (merged, or trained without LoRA)")
+        with torch.no_grad():
+            for p in weights:
+                p.mul_(scale)
