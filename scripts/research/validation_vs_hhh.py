@@ -1,6 +1,6 @@
 """Does a judge's validation accuracy predict its HHH accuracy? Across judges, the Pearson and
 Spearman correlation of each validation figure (all pairs, and each pair source's) with HHH
-accuracy and with Vicuna Pearson, from ``scripts/evaluate_judge.py --output`` files graded with
+accuracy and with Vicuna Pearson (and of those two with each other), from ``scripts/evaluate_judge.py --output`` files graded with
 the same ``--validation`` (e.g. the length-balanced one, ``configs/judge-search/balanced-val.yaml``).
 Give each judge once: two files of one judge count it twice.
 
@@ -35,6 +35,8 @@ def main() -> None:
         for target in ("hhh", "vicuna"):
             y = [r[target] for r in rows.values()]
             print(f"{name} vs {target}: pearson {pearsonr(x, y)[0]:.2f}, spearman {spearmanr(x, y)[0]:.2f}")
+    hhh, vicuna = [r["hhh"] for r in rows.values()], [r["vicuna"] for r in rows.values()]
+    print(f"hhh vs vicuna: pearson {pearsonr(hhh, vicuna)[0]:.2f}, spearman {spearmanr(hhh, vicuna)[0]:.2f}")
 
 
 if __name__ == "__main__":
