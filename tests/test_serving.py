@@ -27,7 +27,7 @@ from datamodules.records import Record
 from phudge_lightning.bench.serve import stop_process
 from phudge_lightning.serve.batcher import Batcher
 from phudge_lightning.serve.errors import _field_name
-from phudge_lightning.serve.schemas import MAX_RECORDS, MAX_TEXT_CHARS
+from phudge_lightning.serve.limits import MAX_RECORDS, MAX_TEXT_CHARS
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 180  # importing torch and transformers on a busy 2-core machine is slow

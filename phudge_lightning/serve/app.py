@@ -71,11 +71,10 @@ from phudge_lightning.serve.errors import (
     request_record,
     server_error,
 )
-from phudge_lightning.serve.limits import BodyLimit
+from phudge_lightning.serve.limits import MAX_BODY_BYTES, BodyLimit
+from phudge_lightning.serve.responses import AsciiJSON
 from phudge_lightning.serve.schemas import (
     ERRORS,
-    MAX_BODY_BYTES,
-    AsciiJSON,
     CompareRequest,
     CompareResult,
     GradeBody,

@@ -9,7 +9,8 @@ from datamodules.records import Record, RecordError, validate_record
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from phudge_lightning.serve.schemas import UNION_TAGS, AsciiJSON
+from phudge_lightning.serve.responses import AsciiJSON
+from phudge_lightning.serve.schemas import UNION_TAGS
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,15 @@
-"""A body-size limit for ``phudge serve``, applied before anything parses the body."""
+"""The limits of one request to ``phudge serve``: sizes the schemas enforce, and the body-size
+limit applied before anything parses the body."""
 
 from __future__ import annotations
 
-from phudge_lightning.serve.schemas import AsciiJSON
+from phudge_lightning.serve.responses import AsciiJSON
+
+# Limits of one request. Text beyond the judge's token budget is cut anyway; these bound the
+# tokenizer's work and the memory a request can ask for.
+MAX_TEXT_CHARS = 32_768
+MAX_RECORDS = 64
+MAX_BODY_BYTES = 1 << 20
 
 
 # -- body size ------------------------------------------------------------------------------------

@@ -1,23 +1,16 @@
-"""Request and response schemas of ``phudge serve`` (pydantic), and the limits of one request."""
+"""Request and response schemas of ``phudge serve`` (pydantic)."""
 
 from __future__ import annotations
 
-import json
 import typing
 from dataclasses import MISSING, fields
 from typing import Annotated, Literal, Union
 
-from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 from pydantic_core import PydanticCustomError
 
 from phudge_lightning.grades import Grade
-
-# Limits of one request. Text beyond the judge's token budget is cut anyway; these bound the
-# tokenizer's work and the memory a request can ask for.
-MAX_TEXT_CHARS = 32_768
-MAX_RECORDS = 64
-MAX_BODY_BYTES = 1 << 20
+from phudge_lightning.serve.limits import MAX_BODY_BYTES, MAX_RECORDS, MAX_TEXT_CHARS
 
 
 # -- request and response schemas ----------------------------------------------------------------
@@ -217,13 +210,3 @@ ERRORS = {
     422: {"model": ErrorBody, "description": "a missing, mistyped, too long or (instruction, rubric) blank field, named in `detail`"},
     500: {"model": ErrorBody, "description": "the judge failed on this batch"},
 }
-
-
-class AsciiJSON(JSONResponse):
-    """JSON with non-ASCII escaped: a lone surrogate echoed back (in an ``id``, say) is
-    written as ``\\udXXX`` instead of failing to encode."""
-
-    def render(self, content) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
-
-
