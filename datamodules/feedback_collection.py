@@ -174,7 +174,7 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             score_range: ``[low, high]`` of the scores (linked from ``model.score_range``): rows
                 are checked against it and the prompt asks for a score in it.
             sources: several sources instead of ``data``, absolute rows and pairs mixed, each a
-                mapping with ``data`` and optional ``format``, ``weight``, ``limit``,
+                mapping with ``data`` and optional ``format``, ``split``, ``weight``, ``limit``,
                 ``val_fraction``, ``val_limit``, ``balance_length``, ``val_balance_length``, ``where`` (see
                 ``datamodules.mixing``); validation is split by instruction, per source.
         """
@@ -244,7 +244,8 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         train, val = [], []
         for number, spec in enumerate(h.sources):
             source = mixing.Source.from_config(spec)
-            items, errors, _ = load_items(source.data, format=source.format, skip_invalid=h.skip_invalid)
+            items, errors, _ = load_items(source.data, format=source.format, skip_invalid=h.skip_invalid,
+                                          split=source.split)
             self.stats[f"invalid_rows/{source.data}"] = len(errors)
             items = mixing.filtered(items, source.where)
             fraction = h.val_fraction if source.val_fraction is None else source.val_fraction

@@ -4,6 +4,7 @@ A source is a dict (a YAML mapping under ``data.sources``):
 
 - ``data`` (required): a file, ``demo`` or a hub name, read through the format registry;
 - ``format``: a registered format, or ``auto`` (the default);
+- ``split``: a hub dataset's split (``train`` when not given; a local file has one);
 - ``weight``: how many times the source's training items are drawn per epoch (0.5: half of them,
   2: each twice); the default 1;
 - ``limit``: keep at most this many training items (drawn at random, after balancing);
@@ -33,6 +34,7 @@ from datamodules.records import Pair, Record
 class Source:
     data: str
     format: str = "auto"
+    split: str | None = None
     weight: float = 1.0
     limit: int | None = None
     val_fraction: float | None = None

@@ -72,8 +72,9 @@ def read_rows(path: str | Path, errors: list | None = None) -> Iterator[tuple[in
                 errors.append(error)
 
 
-def iter_source(spec: str, errors: list | None = None) -> tuple[str, Iterator[tuple[int, object]]]:
-    """(display name, rows) for ``demo``, a local file, or a hub dataset name (``errors``: see ``read_rows``)."""
+def iter_source(spec: str, errors: list | None = None, split: str | None = None) -> tuple[str, Iterator[tuple[int, object]]]:
+    """(display name, rows) for ``demo``, a local file, or a hub dataset name, read from its
+    ``split`` (``train`` when None; ``errors``: see ``read_rows``)."""
     if spec == DEMO:
         return str(demo_path()), read_rows(demo_path(), errors)
     path = Path(spec).expanduser()
@@ -84,20 +85,21 @@ def iter_source(spec: str, errors: list | None = None) -> tuple[str, Iterator[tu
     import datasets
 
     try:  # a hub dataset, e.g. prometheus-eval/Feedback-Collection
-        hub = datasets.load_dataset(spec, split="train")
+        hub = datasets.load_dataset(spec, split=split or "train")
     except Exception as e:  # offline, or no such dataset
         raise FileNotFoundError(
             f"{spec!r} is neither a local file nor a dataset that could be loaded from the hub ({e.__class__.__name__}: {e}). "
             "Offline, download it elsewhere and pass the local json/jsonl/parquet path."
         ) from e
-    return spec, enumerate(hub, 1)
+    return spec if split in (None, "train") else f"{spec} ({split})", enumerate(hub, 1)
 
 
 def load_items(
     spec: str, *, format: str = "auto", skip_invalid: bool = False, require_score: bool = True,
-    limit: int | None = None, errors: list | None = None,
+    limit: int | None = None, errors: list | None = None, split: str | None = None,
 ) -> tuple[list[Record | Pair], list[RecordError], int]:
-    """Items (records and pairs) read from ``spec`` through the format registry.
+    """Items (records and pairs) read from ``spec`` through the format registry (``split``: a
+    hub dataset's split, ``train`` when None; local files have one).
 
     Returns (items, errors, dropped): bad rows raise ``RecordError``, or with ``skip_invalid``
     are returned in ``errors``; ``dropped`` counts rows that carry no label (a format's None).
@@ -107,7 +109,7 @@ def load_items(
     errors = [] if errors is None else errors
     items: list[Record | Pair] = []
     dropped = 0
-    source, rows = iter_source(spec, errors if skip_invalid else None)
+    source, rows = iter_source(spec, errors if skip_invalid else None, split)
     fmt = None if format == "auto" else get_format(format)
     for row_no, row in rows:
         fmt = fmt or get_format(detect_format(row))

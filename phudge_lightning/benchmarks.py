@@ -9,7 +9,9 @@ Each benchmark name is a registered format (the format's own name works too, e.g
 - relative sets hold pairs, each response graded alone (no position bias), ``label`` "A" when
   the first is better, "B" when the second is, or "tie": ``hhh``, ``mt_bench_human``,
   ``preference_collection`` (``prometheus_pairs``), ``judgelm``, ``pandalm``, ``autoj``
-  (``autoj_pairs``).
+  (``autoj_pairs``), ``rewardbench`` (each subset's accuracy, the four sections weighted by the
+  official counts and their mean: ``phudge_lightning.rewardbench``; by name
+  ``allenai/reward-bench``, split ``filtered``).
 
 A row that cannot be read (a missing field, a response that is not text) is counted as
 invalid and left out; it never stops a run. An empty or blank response is an answer (the worst
@@ -21,11 +23,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from datamodules.formats import FORMATS
 from datamodules.records import Pair, Record, RecordError
 from datamodules.sources import load_items
+from phudge_lightning import rewardbench
 from phudge_lightning.metrics import STRICT, VERDICTS, WITH_TIES, absolute_metrics, length_robustness, pair_metrics  # noqa: F401
 
 ABSOLUTE, RELATIVE = "absolute", "relative"
@@ -53,12 +56,15 @@ class Spec:
     format: str  # the registered format that reads the file ("auto": detected from the first row)
     kind: str  # ABSOLUTE or RELATIVE
     label: str
+    split: str | None = None  # the split of a hub dataset named as the data (``train`` when None)
+    # Figures of its own from the per-subset accuracies (``accuracy_by_group``): RewardBench's sections.
+    report: Callable[[dict], dict] | None = None
 
 
-def _spec(format_name: str, kind: str | None = None, label: str | None = None) -> Spec:
+def _spec(format_name: str, kind: str | None = None, label: str | None = None, **more) -> Spec:
     fmt = FORMATS.get(format_name)
     kind = kind or (RELATIVE if fmt.kind == "pairs" else ABSOLUTE)
-    return Spec(format_name, kind, label or fmt.label)
+    return Spec(format_name, kind, label or fmt.label, **more)
 
 
 # The paper's names; every registered format is a benchmark under its own name too.
@@ -71,6 +77,7 @@ BENCHMARKS.update({
     "mt_bench_human": _spec("prometheus_pairs"),
     "preference_collection": _spec("prometheus_pairs", label="chosen_instruction over rejected_instruction"),
     "autoj": _spec("autoj_pairs"),
+    "rewardbench": _spec("rewardbench", split=rewardbench.SPLIT, report=rewardbench.rewardbench_metrics),
 })
 
 
@@ -82,7 +89,8 @@ def _strip(record: Record, rubric_free: bool, reference_free: bool) -> Record:
 
 def load_benchmark(name: str, data: str, *, rubric_free: bool = False, reference_free: bool = False,
                    limit: int | None = None) -> Benchmark:
-    """Read ``data`` (a json / jsonl / parquet file) as the benchmark ``name``.
+    """Read ``data`` (a json / jsonl / parquet file, or a hub dataset name, read from the
+    benchmark's split) as the benchmark ``name``.
 
     Bad rows (and malformed JSON lines) go to ``invalid``; ``rubric_free`` / ``reference_free``
     drop those sections from every prompt (the paper's robustness settings).
@@ -90,7 +98,8 @@ def load_benchmark(name: str, data: str, *, rubric_free: bool = False, reference
     if name not in BENCHMARKS:
         raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
     spec = BENCHMARKS[name]
-    items, errors, dropped = load_items(str(data), format=spec.format, skip_invalid=True, limit=limit)
+    items, errors, dropped = load_items(str(data), format=spec.format, skip_invalid=True, limit=limit,
+                                         split=spec.split)
     bench = Benchmark(name, spec.kind, str(data), spec.label, invalid=errors, dropped=dropped)
     for item in items:
         if isinstance(item, Pair) != (spec.kind == RELATIVE):
@@ -115,6 +124,9 @@ def benchmark_metrics(bench: Benchmark, scores: Sequence[float | None], tie_marg
     lengths = [len(r.response) for r in bench.records()]
     labels = None if bench.kind == ABSOLUTE else [p.label for p in bench.items]
     out.update(length_robustness(bench.kind, scores, lengths, labels))
+    spec = BENCHMARKS.get(bench.name)
+    if spec is not None and spec.report is not None:
+        out.update(spec.report(out.get("accuracy_by_group") or {}))
     out["invalid"] = len(bench.invalid)
     if bench.dropped:
         out["dropped"] = bench.dropped

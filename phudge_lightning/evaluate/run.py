@@ -11,6 +11,9 @@ against the label (the mean of the GPT-4 scores where a row has several); relati
 item's scores and label as JSON lines, for analyses of your own. Several ``--checkpoint``\ s are
 graded as one ensemble: each item's score is the mean of theirs (e.g. runs with other seeds).
 HHH's pairs are also scored per subset (``accuracy_by_group``: helpful, harmless, honest, other).
+RewardBench (``--benchmark rewardbench --data allenai/reward-bench``, or a local copy of its
+``filtered`` split) reports each subset's accuracy, the four sections (Chat, Chat Hard, Safety,
+Reasoning) weighted by the official counts and their mean, with the length baseline's beside.
 ``--ranking`` ranks the distinct answers to each instruction of a relative set once and reads
 every pair off the rankings (``phudge_lightning.rank.agreement``). ``--rubric NAME`` grades
 every item under a named (``phudge rubrics``) or free-text rubric instead of its own. A judge
@@ -37,6 +40,7 @@ from typing import Sequence
 from datamodules.records import DEFAULT_SCORE_RANGE, score_scale
 from datamodules.rubrics import resolve_rubric
 from phudge_lightning.benchmarks import ABSOLUTE, BENCHMARKS, Benchmark, benchmark_metrics, load_benchmark
+from phudge_lightning.rewardbench import rewardbench_metrics
 from phudge_lightning.io import atomic_write_json, atomic_write_text
 from phudge_lightning.judge_options import add_judge_arguments, judge_options, rubric_option
 from phudge_lightning.rank.agreement import group_pairs, pair_scores, rank_groups, ranking_agreement
@@ -107,6 +111,13 @@ def scale_free(result: dict) -> dict:
     return {k: v for k, v in result.items() if k not in SCALE_DEPENDENT} | {"scale": SCALE_FREE_NOTE}
 
 
+def length_beside(bench: Benchmark) -> dict:
+    """The length baseline's RewardBench sections and score, to print beside a judge's."""
+    baseline = benchmark_metrics(bench, length_scores(bench.records()))
+    return {"length_baseline_by_section": baseline["score_by_section"],
+            "length_baseline_score": baseline["rewardbench_score"]}
+
+
 def print_table(result: dict, console) -> None:
     from rich.table import Table
 
@@ -134,7 +145,8 @@ def parse_args(argv):
     judge.add_argument("--baseline", choices=BASELINES, help="a judge without a model: response length")
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), metavar="NAME",
                         help=f"one of: {', '.join(sorted(BENCHMARKS))}")
-    parser.add_argument("--data", required=True, help="the benchmark's json / jsonl / parquet file")
+    parser.add_argument("--data", required=True, help="the benchmark's json / jsonl / parquet file, or a hub dataset "
+                        "name (e.g. allenai/reward-bench)")
     parser.add_argument("--output", help="write the figures to this JSON file")
     parser.add_argument("--predictions", help="write each item's scores and label to this JSON-lines file")
     parser.add_argument("--tie-margin", type=float, default=0.0,
@@ -223,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.baseline:
         result = scale_free(result)
+    elif BENCHMARKS[args.benchmark].report is rewardbench_metrics:
+        result.update(length_beside(bench))
     print_table(result, console)
     if args.output:
         atomic_write_json(args.output, result)
