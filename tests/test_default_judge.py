@@ -31,10 +31,39 @@ def test_the_shipped_judge_is_a_small_export_listed_as_package_data():
     exports = [folder] if (folder / "judge.json").exists() else sorted(folder.glob("member-*"))  # one judge, or an ensemble
     assert exports and all((e / "judge.json").exists() and (e / "trained.safetensors").exists() for e in exports)
     assert {json.loads((e / "judge.json").read_text())["hparams"]["backbone"] for e in exports} == {"minilm-l6"}
-    # every file of it is installed: setuptools' globs do not cross folders, nor does Path.glob
+    # every file of it is listed as package data (the built wheel is checked below)
     package = REPO / "phudge_lightning"
     installed = {f for pattern in package_data_globs("phudge_lightning") for f in package.glob(pattern) if f.is_file()}
     assert files <= installed, sorted(str(f.relative_to(package)) for f in files - installed)
+
+
+@pytest.mark.slow
+def test_the_built_wheel_carries_every_file_of_the_shipped_judge_and_setuptools_does_not_warn(tmp_path):
+    """The wheel pip builds from a copy of the project holds the shipped judge file for file, and
+    the build says nothing of data folders taken for packages (setuptools' "Package would be
+    ignored" warning, one screen per folder, seen by everyone who installs the project)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for package in ("phudge_lightning", "heads", "losses", "datamodules"):
+        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir",
+                           "-v", "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "would be ignored" not in done.stdout + done.stderr
+    (wheel,) = (tmp_path / "dist").glob("phudge_lightning-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {f"phudge_lightning/{f.relative_to(REPO / 'phudge_lightning').as_posix()}"
+               for f in default_judge_path().rglob("*") if f.is_file() and "__pycache__" not in f.parts}
+    assert shipped and shipped <= names, sorted(shipped - names)
+    assert "datamodules/data/demo.jsonl" in names
+    assert "phudge_lightning/judge.py" in names and "heads/__init__.py" in names
 
 
 @pytest.mark.embedded("minilm-l6")
