@@ -2,7 +2,7 @@
 
 The parser is ``PhudgeCLI``'s own (links and defaults included), built once with instantiation
 and the run switched off; each config is then parsed as ``fit --config FILE``. Overlay files
-(``configs/experiments/*/*.yaml`` over ``configs/experiments/base.yaml``, ``configs/paper/*.yaml``
+(``configs/experiments/*/*.yaml`` over ``configs/experiments/base.yaml``, ``configs/paper/*.yaml`` and ``configs/hub/*.yaml``
 over ``train.yaml``, ``configs/quality/*.yaml`` over ``configs/cpu-quality.yaml``,
 ``configs/judge-search/*.yaml`` as their header's ``phudge fit`` line stacks them) are also parsed on top of their base, as their headers say to run them, and
 the merged model is built on a tiny local backbone so a head and loss that do not fit show here.
@@ -53,6 +53,7 @@ def stack(path: Path) -> list[Path]:
         assert files and files[-1] == path, f"{_id(path)}: its header has no phudge fit line that ends with it"
         return files
     base = {REPO / "configs/experiments": REPO / "configs/experiments/base.yaml", REPO / "configs/paper": TRAIN,
+            REPO / "configs/hub": TRAIN,
             REPO / "configs/quality": REPO / "configs/cpu-quality.yaml"}
     for folder, first in base.items():
         if folder in path.parents and path != first and first.exists():

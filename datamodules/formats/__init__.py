@@ -2,8 +2,11 @@
 registers the built-ins, one module each; ``auto`` detection tries them in this order."""
 
 from datamodules.formats.registry import FORMATS, KINDS, Format, detect_format, get_format, register_format
+# Preference Collection's rows hold Feedback Collection's orig_instruction too: its detector first.
+from datamodules.formats import preference_collection  # noqa: F401,E402
 from datamodules.formats import feedback_collection, prometheus, alpaca_eval, autoj_single, hh_rlhf, pair_sets  # noqa: F401,E402
-from datamodules.formats import rewardbench  # noqa: F401,E402
+# The generic chosen/rejected layout after the specific ones (HH-RLHF, RewardBench) whose rows it would accept.
+from datamodules.formats import rewardbench, shp, chosen_rejected  # noqa: F401,E402
 from datamodules.formats import records  # noqa: F401,E402  (the fallback, registered last)
 
 __all__ = ["FORMATS", "KINDS", "Format", "detect_format", "get_format", "register_format"]
