@@ -151,7 +151,7 @@ def judge_module(backbone_dir, head, seed=0, **kw):
 def phudge_grade_scores(checkpoint, records: list[dict], folder: Path) -> list:
     """``phudge grade --checkpoint CHECKPOINT`` on ``records`` (written to ``folder/in.jsonl``):
     the score of each output row, in order; the command must exit 0."""
-    from phudge_lightning.grade.resumable import main as grade_main
+    from phudge_lightning.grade.command import main as grade_main
 
     inputs, output = write_jsonl(folder / "in.jsonl", records), folder / "out.jsonl"
     assert grade_main(["--checkpoint", str(checkpoint), "--input", str(inputs), "--output", str(output),

@@ -73,7 +73,7 @@ def test_judge_load_default_grades_with_no_checkpoint(tmp_path):
     assert math.isfinite(right.score) and math.isfinite(wrong.score)
     assert right.score > wrong.score
     # phudge grade with no --checkpoint uses it too
-    from phudge_lightning.grade import resumable as grading
+    from phudge_lightning.grade import command as grading
 
     out = tmp_path / "out.jsonl"
     rows = write_jsonl(tmp_path / "in.jsonl", [{"id": 1, "instruction": SKY, "response": RIGHT}])

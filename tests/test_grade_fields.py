@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from datamodules.records import validate_record
-from phudge_lightning.grade.resumable import grade_file
+from phudge_lightning.grade.command import grade_file
 from phudge_lightning.grades import GRADE_FIELDS, Grade, graded
 from phudge_lightning.judge import Judge
 from phudge_lightning.model.module import JudgeModule

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from phudge_lightning.grade import resumable
-from phudge_lightning.grade.resumable import REJECTS_SUFFIX, grade_file, main, trim_partial_line
+from phudge_lightning.grade.command import grade_file, main
+from phudge_lightning.jsonl_resume import REJECTS_SUFFIX, count_lines, trim_partial_line
 from phudge_lightning.judge import Grade
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,7 +143,7 @@ def test_a_file_with_a_byte_order_mark_is_graded(tmp_path):
     summary = grade_file(FakeJudge(), source, tmp_path / "out.jsonl")
     out, rej = outcomes(tmp_path / "out.jsonl")
     assert rej == [] and summary.graded == 2 and [(row["id"], row["response"]) for row in out] == [(1, "abc"), (2, "Olá")]
-    assert resumable.count_lines(source) == 2  # the progress bar's total
+    assert count_lines(source) == 2  # the progress bar's total
 
 
 def test_trim_partial_line(tmp_path):

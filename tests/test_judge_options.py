@@ -3,7 +3,7 @@
 import pytest
 
 from phudge_lightning.evaluate import run as evaluation
-from phudge_lightning.grade import resumable as grading
+from phudge_lightning.grade import command as grading
 from phudge_lightning.serve import app as serving
 from phudge_lightning.judge_options import judge_options
 

@@ -19,7 +19,7 @@ from datamodules.rubrics import RUBRICS
 from phudge_lightning.judge import Grade, pairwise_probabilities
 from phudge_lightning.rank.agreement import group_pairs, pair_scores, rank_groups, ranking_agreement
 from phudge_lightning.rank.ranking import rank_grades, ranks, validate_rank_row
-from phudge_lightning.rank.resumable import main, rank_file
+from phudge_lightning.rank.command import main, rank_file
 
 
 # -- the ranking ------------------------------------------------------------------------------------

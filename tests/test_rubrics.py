@@ -76,7 +76,7 @@ class RecordingJudge:
 
 
 def test_grade_rubric_fills_the_rows_without_one(tmp_path):
-    from phudge_lightning.grade.resumable import grade_file
+    from phudge_lightning.grade.command import grade_file
 
     rows = [{"instruction": "q", "response": "a"}, {"instruction": "q", "response": "b", "rubric": "Is it short?"},
             {"instruction": "q", "response": "c", "rubric": "honesty"}]
@@ -87,7 +87,7 @@ def test_grade_rubric_fills_the_rows_without_one(tmp_path):
 
 def test_grade_and_evaluate_refuse_an_unknown_rubric_name(capsys):
     from phudge_lightning.evaluate.run import parse_args as evaluate_args
-    from phudge_lightning.grade.resumable import parse_args as grade_args
+    from phudge_lightning.grade.command import parse_args as grade_args
 
     for parse, rest in ((grade_args, ["--checkpoint", "x", "--input", "i", "--output", "o"]),
                         (evaluate_args, ["--baseline", "length", "--benchmark", "vicuna", "--data", "d"])):

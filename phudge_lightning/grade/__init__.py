@@ -1,5 +1,5 @@
 """``phudge grade``: grade a JSON-lines file resumably, in input order."""
 
-from phudge_lightning.grade.resumable import grade_file, main
+from phudge_lightning.grade.command import grade_file, main
 
 __all__ = ["grade_file", "main"]

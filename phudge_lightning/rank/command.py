@@ -11,7 +11,7 @@ that line's object plus ``ranking``, the answers best first (``index`` in ``resp
 head, ``p_better``: P(answer i beats answer j), in the ranking's order.
 
 Bad lines go to the rejects file and a killed run continues where it stopped, exactly as in
-``phudge grade`` (the same machinery: ``phudge_lightning.grade.resumable.process_file``).
+``phudge grade`` (the same machinery: ``phudge_lightning.jsonl_resume.process_file``).
 ``--batch-size`` counts rows; all the answers of a batch of rows are graded together.
 """
 
@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from datamodules.rubrics import resolve_rubric
-from phudge_lightning.grade.resumable import (Summary, file_arguments, run_file_command, process_file, read_line)
+from phudge_lightning.jsonl_command import file_arguments, run_file_command
+from phudge_lightning.jsonl_resume import Summary, process_file, read_line
 from phudge_lightning.rank.ranking import RANK_FIELDS, validate_rank_row
 
 
