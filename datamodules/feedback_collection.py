@@ -167,9 +167,10 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
             max_length: a fixed maximum length instead of the percentile.
             skip_invalid: skip and count bad rows instead of stopping at the first.
             use_chat_template: wrap the prompt in the tokenizer's chat template when it has one.
-            layout: ``prometheus`` (the paper's grading prompt) or ``conversation`` (the
+            layout: ``prometheus`` (the paper's grading prompt), ``conversation`` (the
                 instruction as the user's turn, the response as the assistant's: the chat a
-                reward model reads; see ``datamodules.conversation``).
+                reward model reads; see ``datamodules.conversation``), or ``phudge`` (the PHUDGE
+                authors' own prompt, Phi-3's markup as text: ``datamodules.phudge_prompt``).
             limit: read at most this many valid rows (quick runs).
             score_range: ``[low, high]`` of the scores (linked from ``model.score_range``): rows
                 are checked against it and the prompt asks for a score in it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from datamodules import conversation
+from datamodules import conversation, phudge_prompt
 from datamodules.prometheus import completion, render, task_description  # noqa: F401 (the encoder's input)
 from datamodules.records import Record, rubric_text
 
@@ -14,8 +14,9 @@ CUT_MARK = " [...] "
 CUTTABLE = ("response", "reference_answer", "context", "instruction", "rubric")
 
 
-# How a record becomes text: Prometheus' grading prompt, or the chat a reward model reads.
-LAYOUTS = ("prometheus", "conversation")
+# How a record becomes text: Prometheus' grading prompt, the chat a reward model reads, or the
+# PHUDGE authors' prompt (``datamodules.phudge_prompt``: what their released judges read).
+LAYOUTS = ("prometheus", "conversation", "phudge")
 
 # Tokenizers with no stated limit report a huge sentinel (transformers: int(1e30)).
 NO_LIMIT = 1_000_000
@@ -72,10 +73,13 @@ class PromptEncoder:
         self.tokenizer = tokenizer
         self.score_range = tuple(score_range)
         self.max_length = max_length
-        self.chat = bool(use_chat_template and getattr(tokenizer, "chat_template", None))
+        # The phudge layout writes its chat markup as text: never through the tokenizer's template.
+        self.chat = bool(use_chat_template and layout != "phudge" and getattr(tokenizer, "chat_template", None))
         self.with_completion = with_completion
 
     def text(self, record: Record) -> str:
+        if self.layout == "phudge":
+            return phudge_prompt.render(record)
         if self.layout == "conversation":
             if not self.chat:
                 return conversation.render_plain(record)
