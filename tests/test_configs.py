@@ -2,10 +2,10 @@
 
 The parser is ``PhudgeCLI``'s own (links and defaults included), built once with instantiation
 and the run switched off; each config is then parsed as ``fit --config FILE``. Overlay files
-(``configs/experiments/*/*.yaml`` over ``configs/experiments/base.yaml``, ``configs/paper/*.yaml`` and ``configs/hub/*.yaml``
-over ``train.yaml``, ``configs/quality/*.yaml`` over ``configs/cpu-quality.yaml``,
-``configs/judge-search/*.yaml`` as their header's ``phudge fit`` line stacks them) are also parsed on top of their base, as their headers say to run them, and
-the merged model is built on a tiny local backbone so a head and loss that do not fit show here.
+(``configs/paper/*.yaml`` and ``configs/hub/*.yaml`` over ``train.yaml``, ``configs/judge-balanced-val.yaml`` over
+``configs/judge.yaml``) are also parsed on top of their base, as the ``phudge fit`` line of their
+header stacks them, and the merged model is built on a tiny local backbone so a head and loss that
+do not fit show here.
 """
 
 from __future__ import annotations
@@ -46,18 +46,12 @@ def header_stack(path: Path) -> list[Path] | None:
 
 
 def stack(path: Path) -> list[Path]:
-    """The config files to give, in order, to run ``path`` as documented: a search overlay as its
-    header's ``phudge fit`` line says (some go over another overlay), others over their folder's base."""
-    if REPO / "configs/judge-search" in path.parents:
-        files = header_stack(path)
-        assert files and files[-1] == path, f"{_id(path)}: its header has no phudge fit line that ends with it"
+    """The config files to give, in order, to run ``path`` as documented: an overlay as its
+    header's ``phudge fit`` line stacks it, any other file alone."""
+    files = header_stack(path)
+    if files and len(files) > 1:
+        assert files[-1] == path, f"{_id(path)}: its header's phudge fit line does not end with it"
         return files
-    base = {REPO / "configs/experiments": REPO / "configs/experiments/base.yaml", REPO / "configs/paper": TRAIN,
-            REPO / "configs/hub": TRAIN,
-            REPO / "configs/quality": REPO / "configs/cpu-quality.yaml"}
-    for folder, first in base.items():
-        if folder in path.parents and path != first and first.exists():
-            return [first, path]
     return [path]
 
 
