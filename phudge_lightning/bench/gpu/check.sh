@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The GPU check, prepared for a session lent a GPU (at most 6 minutes on one H100/H200, no package
-# registry needed): (a) the speed bench (gpu_bench.py: a Phi-3-mini-sized judge at 1488 tokens in bf16,
+# The GPU check: does this project train, resume, grade, export and serve on your GPU machine, and
+# how fast is a judge there? At most 6 minutes on one H100/H200; no package registry needed.
+# (a) the speed bench (gpu_bench.py: a Phi-3-mini-sized judge at 1488 tokens in bf16,
 # MFU, Judge.grade_many against the bare forward, generative judging); (b) the paper's path on a tiny
 # random Phi-3 (paper_path.py: fit with DeepSpeed, resume from last.ckpt, validate, grade, evaluate on
 # Vicuna, export, serve one /grade, predict). One PASS/FAIL line per step, the figures at the end.
 #
-#   bash phudge_lightning/bench/gpu/fetch_gpu_wheels.sh    # here, first (writes .whl/, git ignores it)
-#   bash phudge_lightning/bench/gpu/check.sh               # on the device machine, carrying .whl; logs in $OUT
+#   bash phudge_lightning/bench/gpu/check.sh               # on the GPU machine; logs in $OUT (default /tmp)
 #   bash phudge_lightning/bench/gpu/check.sh --cpu         # anywhere: no GPU, no DeepSpeed (tests run this)
+# A GPU machine without internet access that lacks some of the project's packages: run
+# phudge_lightning/bench/gpu/fetch_gpu_wheels.sh where a registry is reachable and copy .whl/ over.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false

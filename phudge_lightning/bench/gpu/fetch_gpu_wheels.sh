@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Wheels that phudge_lightning/bench/gpu/gpu.sh and check.sh need on the device machine (Python 3.12, no
-# package registry there): `datasets` and the two of its requirements that the device image lacks, and
-# `phudge serve`'s stack (fastapi, uvicorn and theirs) in case it lacks them too: check.sh installs them
-# after the image's own packages on the path, so the image's versions win where it has them. Run here, from the
-# repository root; .whl/ is added to .git/info/exclude so that it is never committed.
+# Wheels that phudge_lightning/bench/gpu/gpu.sh and check.sh need on a GPU machine without internet
+# access (Python 3.12) whose Python has torch, transformers, peft and lightning: `datasets` and the two of
+# its requirements that such images often lack, and `phudge serve`'s stack (fastapi, uvicorn and theirs):
+# check.sh installs them after the machine's own packages on the path, so its versions win where it has
+# them. Run where a registry is reachable, from the repository root, then copy .whl/ to the GPU machine;
+# .whl/ is added to .git/info/exclude so that it is never committed.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The GPU check of `phudge bench speed`, prepared for a session that is lent a GPU; about 2 to 3
+# The speed half of the GPU check (check.sh runs it first); about 2 to 3
 # minutes on an H100 (a 5-minute timeout guards it). A Phi-3-mini-sized judge with random weights
 # (Phi3Config, bf16) at the paper's 1488 tokens: judgments/s and MFU of the forward at batch
 # 8/16/32 and of Judge.grade_many, beside greedy generative judging on the same weights
 # (see phudge_lightning/bench/gpu/gpu_bench.py). Aims: MFU >= 40%, >= 20x generative.
 #
-#   bash phudge_lightning/bench/gpu/gpu.sh                       # on the device machine, from the repository root
+#   bash phudge_lightning/bench/gpu/gpu.sh                       # on the GPU machine, from the repository root
 #   bash phudge_lightning/bench/gpu/gpu.sh --batch-sizes 16,32   # extra options go to phudge_lightning/bench/gpu/gpu_bench.py
 #
-# The device image has torch, transformers, peft and lightning but not `datasets` (imported by
-# `datamodules`): fetch its wheels here first with `bash phudge_lightning/bench/gpu/fetch_gpu_wheels.sh` (writes
-# .whl/, which git ignores) and name ".whl" in the run's carry. The log lands in $OUT.
+# On a GPU machine without internet access whose Python has torch, transformers, peft and lightning
+# but not `datasets` (imported by `datamodules`): fetch the wheels where a registry is reachable with
+# `bash phudge_lightning/bench/gpu/fetch_gpu_wheels.sh` (writes .whl/, which git ignores) and copy
+# .whl/ over. The log lands in $OUT (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
