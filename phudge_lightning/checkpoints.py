@@ -138,7 +138,8 @@ def _read_export(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is an export cut short: it has {EXPORT_CONFIG} but no {EXPORT_WEIGHTS}")
     config = json.loads((path / EXPORT_CONFIG).read_text(encoding="utf-8-sig"))
     return {"state_dict": load_file(str(path / EXPORT_WEIGHTS), device="cpu"), "hyper_parameters": config["hparams"],
-            "prompt_settings": config.get("prompt", {}), "pytorch-lightning_version": lightning.__version__}
+            "prompt_settings": config.get("prompt", {}), "lora_scale": config.get("lora_scale", 1.0),
+            "pytorch-lightning_version": lightning.__version__}
 
 
 # -- the registry ---------------------------------------------------------------------------------

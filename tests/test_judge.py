@@ -174,6 +174,15 @@ def test_lora_scale_interpolates_between_the_pretrained_and_the_trained_backbone
 
     assert json.loads((tmp_path / "wise" / "judge.json").read_text())["lora_scale"] == 0.5  # it says it is not as trained
     assert "lora_scale" not in json.loads((folder / "judge.json").read_text())
+    # Exported again, it keeps its scale (the module carries the one it was read with); scaled
+    # again, the scales multiply, as the weights do.
+    assert export_main(["--checkpoint", str(tmp_path / "wise"), "--output", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "judge.json").read_text())["lora_scale"] == 0.5
+    assert [g.score for g in Judge.load(tmp_path / "again", device="cpu").grade_many(records)] == pytest.approx(half, abs=1e-5)
+    assert export_main(["--checkpoint", str(tmp_path / "again"), "--output", str(tmp_path / "quarter"), "--lora-scale", "0.5"]) == 0
+    assert json.loads((tmp_path / "quarter" / "judge.json").read_text())["lora_scale"] == 0.25
+    quarter = [g.score for g in Judge.load(tmp_path / "quarter", device="cpu").grade_many(records)]
+    assert quarter == pytest.approx(scores(with_b_times(0.25)), abs=1e-5)
 
 
 def test_lora_scale_needs_an_adapter(tiny_llama_dir, tmp_path, capsys):

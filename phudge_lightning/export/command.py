@@ -89,7 +89,7 @@ def export_hf_folder(args) -> int:
     repo = args.push_to_hub or folder.resolve().name
     # The run's figures for the card live beside a training checkpoint, not beside an export; and
     # they are not the figures of a judge whose LoRA was scaled.
-    checkpoint = None if kind_of(args.checkpoint).name == "export" or args.lora_scale != 1.0 else args.checkpoint
+    checkpoint = None if kind_of(args.checkpoint).name == "export" or module.lora_scale != 1.0 else args.checkpoint
     (folder / "README.md").write_text(card.model_card(settings, repo=repo, license=args.license,
                                                       checkpoint=checkpoint, results=results))
     print(f"exported to {folder} ({settings['head']} head as a transformers model, with README.md)")
@@ -128,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     # An ensemble folder given again is re-exported as its members.
     modules = [m for module in modules for m in getattr(module, "members", [module])]
     if len(modules) == 1:
-        print(f"exported to {export(modules[0], args.output, lora_scale=args.lora_scale)}")
+        print(f"exported to {export(modules[0], args.output)}")
         return 0
     try:
-        folder = export_ensemble(modules, args.output, lora_scale=args.lora_scale)
+        folder = export_ensemble(modules, args.output)
     except ValueError as e:
         print(f"phudge export: {e}", file=sys.stderr)
         return 2

@@ -39,7 +39,7 @@ def member_paths(path: str | Path) -> list[Path]:
     return paths
 
 
-def export_ensemble(modules: list, output: str | Path, lora_scale: float = 1.0) -> Path:
+def export_ensemble(modules: list, output: str | Path) -> Path:
     """Write ``modules`` (trained ``JudgeModule``s that read the same prompt) as one ensemble folder."""
     from phudge_lightning.export.folder import export
     from phudge_lightning.model.ensemble import JudgeEnsemble
@@ -49,6 +49,6 @@ def export_ensemble(modules: list, output: str | Path, lora_scale: float = 1.0) 
     output.mkdir(parents=True, exist_ok=True)
     names = [f"member-{i}" for i in range(1, len(modules) + 1)]
     for name, module in zip(names, modules):
-        export(module, output / name, adapter=False, lora_scale=lora_scale)
+        export(module, output / name, adapter=False)
     atomic_write_json(output / ENSEMBLE, {"members": names})
     return output

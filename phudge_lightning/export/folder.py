@@ -16,11 +16,12 @@ CONFIG = "judge.json"
 WEIGHTS = "trained.safetensors"
 
 
-def export(module, output: str | Path, adapter: bool = True, lora_scale: float = 1.0) -> Path:
+def export(module, output: str | Path, adapter: bool = True) -> Path:
     """Write ``module`` to ``output``; ``adapter=False`` leaves out the peft ``adapter/`` copy of the
-    LoRA weights (an ensemble's members: see ``export/ensemble.py``). ``lora_scale``: the factor
-    its LoRA updates were scaled by (``phudge export --lora-scale``), recorded in ``judge.json``
-    so the folder says it is not the judge as trained."""
+    LoRA weights (an ensemble's members: see ``export/ensemble.py``). The module's ``lora_scale``
+    (the factor its LoRA updates were scaled by: ``phudge export --lora-scale``, or an export read
+    back) is recorded in ``judge.json`` when it is not 1, so the folder says it is not the judge as
+    trained, and a re-export says so too."""
     from safetensors.torch import save_file
 
     output = Path(output)
@@ -31,6 +32,7 @@ def export(module, output: str | Path, adapter: bool = True, lora_scale: float =
     module.tokenizer.save_pretrained(output / "tokenizer")
     if adapter and hasattr(module.backbone, "peft_config"):
         module.backbone.save_pretrained(output / "adapter")
+    lora_scale = getattr(module, "lora_scale", 1.0)
     provenance = {"lora_scale": lora_scale} if lora_scale != 1.0 else {}
     atomic_write_json(output / CONFIG, {"hparams": dict(module.hparams), "prompt": module.prompt_settings, **provenance})
     return output

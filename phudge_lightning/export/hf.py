@@ -177,6 +177,7 @@ def settings(module) -> dict:
         },
         "max_new_tokens": module.hparams.max_new_tokens,
         "hparams": {k: v for k, v in dict(module.hparams).items() if k != "plugins"},
+        **({"lora_scale": module.lora_scale} if getattr(module, "lora_scale", 1.0) != 1.0 else {}),
     }
 
 

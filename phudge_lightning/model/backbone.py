@@ -117,8 +117,9 @@ def scale_lora(model: nn.Module, scale: float) -> None:
     weights W0 + scale * (alpha/r) B A lie between the pretrained backbone (0) and the trained one
     (1). Interpolating keeps more of the pretrained model's behaviour where the fine-tuning labels
     and the graded data differ. ``model``: a judge, or an ensemble (each member's); a scale of 1
-    changes nothing. ``ValueError`` for a judge with no LoRA adapter: merged or fully fine-tuned
-    weights cannot be interpolated back."""
+    changes nothing. Each judge's ``lora_scale`` becomes its old one times ``scale`` (scaling twice
+    multiplies), which its exports record. ``ValueError`` for a judge with no LoRA adapter: merged
+    or fully fine-tuned weights cannot be interpolated back."""
     if scale == 1.0:
         return
     for one in getattr(model, "members", [model]):
@@ -128,3 +129,4 @@ def scale_lora(model: nn.Module, scale: float) -> None:
         with torch.no_grad():
             for p in weights:
                 p.mul_(scale)
+        one.lora_scale = getattr(one, "lora_scale", 1.0) * scale

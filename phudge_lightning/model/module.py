@@ -129,6 +129,9 @@ class JudgeModule(L.LightningModule):
         # How the data module built prompts in training (its state, in the checkpoint), read
         # back from the checkpoint so that a judge grades alike: see ``on_load_checkpoint``.
         self.prompt_settings: dict = {}
+        # The factor its LoRA updates carry against the judge as trained (WiSE-FT: ``scale_lora``);
+        # read back from an export's judge.json, and written into every export of it.
+        self.lora_scale = 1.0
 
     def _range_param(self, head_cls: type) -> dict:
         """``{"score_range": ...}`` for a head that takes it; a head that does not (the causal
@@ -326,6 +329,7 @@ class JudgeModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.prompt_settings = prompt_settings_of(checkpoint) or self.prompt_settings
+        self.lora_scale = float(checkpoint.get("lora_scale", 1.0))
         if "state_dict" not in checkpoint:
             # DeepSpeed's engine has loaded its own folder, non-strictly (see strict_loading):
             # check here that the trained weights were in it.
