@@ -4,7 +4,8 @@ Sources: ``demo`` (the small set shipped in this package), a local ``.json`` / `
 ``.jsonl.gz`` / ``.parquet`` file, or a hub dataset name such as
 ``prometheus-eval/Feedback-Collection``. Each row is read by a registered format
 (``datamodules.formats``: records, feedback_collection, prometheus, prometheus_pairs,
-alpaca_eval, autoj_single, hh_rlhf, ...), detected from the first row or named with ``format``.
+alpaca_eval, autoj_single, hh_rlhf, ...), detected from the first rows (``detect_rows``: the format
+most of them look like; a warning names the rows that look otherwise) or named with ``format``.
 ``load_items`` returns records and pairs; ``load_records`` turns each pair into its two records.
 
 Local JSON is parsed line by line here rather than by Arrow: Arrow's type inference stops at
@@ -15,13 +16,14 @@ naming the row, and a user must be told which row and which field is wrong.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import logging
 from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-from datamodules.formats import detect_format, get_format
+from datamodules.formats import DETECT_ROWS, detect_format, detect_rows, get_format  # noqa: F401 (detect_format: re-exported)
 from datamodules.records import Pair, Record, RecordError
 
 log = logging.getLogger(__name__)
@@ -107,12 +109,19 @@ def load_items(
     if format != "auto":
         get_format(format)  # an unknown name fails before reading
     errors = [] if errors is None else errors
+    known = len(errors)  # (the caller's, kept first)
     items: list[Record | Pair] = []
     dropped = 0
     source, rows = iter_source(spec, errors if skip_invalid else None, split)
-    fmt = None if format == "auto" else get_format(format)
+    if format == "auto":
+        first = list(itertools.islice(rows, DETECT_ROWS))
+        name, disagreement = detect_rows(first)
+        if disagreement:
+            log.warning("%s: %s", source, disagreement)
+        fmt, rows = get_format(name), itertools.chain(first, rows)
+    else:
+        fmt = get_format(format)
     for row_no, row in rows:
-        fmt = fmt or get_format(detect_format(row))
         try:
             parsed = fmt.parse(row, source, row_no, require_score=require_score and fmt.kind == "absolute")
         except RecordError as e:
@@ -126,6 +135,8 @@ def load_items(
         items.extend(parsed if isinstance(parsed, list) else [parsed])
         if limit is not None and len(items) >= limit:
             break
+    # Malformed lines among the first rows were met while detecting: back in file order.
+    errors[known:] = sorted(errors[known:], key=lambda e: e.row if isinstance(e.row, int) else float("inf"))
     if errors:
         log.warning("%s: skipped %d invalid rows (first: %s)", source, len(errors), errors[0])
     return items, errors, dropped

@@ -53,7 +53,7 @@ class Benchmark:
 
 @dataclass(frozen=True)
 class Spec:
-    format: str  # the registered format that reads the file ("auto": detected from the first row)
+    format: str  # the registered format that reads the file ("auto": detected from the first rows)
     kind: str  # ABSOLUTE or RELATIVE
     label: str
     split: str | None = None  # the split of a hub dataset named as the data (``train`` when None)

@@ -104,6 +104,48 @@ def test_hh_rlhf_context_is_every_turn_before_the_last_assistant_turn(tmp_path):
     assert pair.b.instruction == pair.a.instruction
 
 
+def test_auto_reads_the_format_most_of_the_first_rows_look_like_and_names_the_rows_that_differ(tmp_path, caplog, capsys):
+    """A lone pair row missing ``rejected`` at the top of an HH-RLHF file looks like the project's
+    own records; the file is still read as hh_rlhf (the other rows' format), that row is refused for
+    its missing ``rejected``, and a warning says which rows looked like which format."""
+    from phudge_lightning.data.summary import main as data_main
+
+    good = {"chosen": dialogue("Hi", "Hello"), "rejected": dialogue("Hi", "Go away")}
+    path = write_jsonl(tmp_path / "hh.jsonl", [{"chosen": good["chosen"]}] + [good] * 5 + [{"chosen": good["chosen"]}])
+    with caplog.at_level("WARNING", logger="datamodules.sources"):
+        items, errors, _ = load_items(str(path), skip_invalid=True)
+    assert len(items) == 5 and all(isinstance(it, Pair) for it in items)
+    assert [(e.row, e.field) for e in errors] == [(1, "rejected"), (7, "rejected")]
+    (said,) = [r.getMessage() for r in caplog.records if "disagree" in r.getMessage()]
+    assert "rows 2-6 look like hh_rlhf; rows 1, 7 look like records; read as hh_rlhf" in said
+    # a file whose rows agree says nothing
+    caplog.clear()
+    agreeing = write_jsonl(tmp_path / "agree.jsonl", [good] * 3)
+    with caplog.at_level("WARNING", logger="datamodules.sources"):
+        assert len(load_items(str(agreeing))[0]) == 3
+    assert not [r for r in caplog.records if "disagree" in r.getMessage()]
+    # past the first rows, a row is read as the file's format (refused here), not detected again
+    late = write_jsonl(tmp_path / "late.jsonl", [good] * 12 + [ALPACA])
+    items, errors, _ = load_items(str(late), skip_invalid=True)
+    assert len(items) == 12 and [(e.row, e.field) for e in errors] == [(13, "chosen")]
+    # phudge data lists the refused row by the pair format's field, not the absolute fields
+    assert data_main(["--data", str(path), "--backbone", "none", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert f"invalid: {path}, row 1, field 'rejected'" in out and "'instruction'" not in out
+    assert json.loads(out.splitlines()[-1])["pairs"] == 5
+
+
+def test_detect_rows_ties_go_to_the_format_registered_first_and_records_last():
+    from datamodules.formats import detect_rows
+
+    good = {"chosen": dialogue("Hi", "Hello"), "rejected": dialogue("Hi", "Go away")}
+    assert detect_rows([(1, {"instruction": "a", "response": "b", "score": 3}), (2, good)])[0] == "hh_rlhf"
+    assert detect_rows([(1, ALPACA), (2, good)])[0] == "alpaca_eval"  # registered before hh_rlhf
+    assert detect_rows([(1, "not an object"), (2, [1, 2])]) == ("records", None)
+    name, said = detect_rows([(1, ALPACA), (2, good), (3, good)])
+    assert name == "hh_rlhf" and said.startswith("the first 3 rows disagree") and "row 1 looks like alpaca_eval" in said
+
+
 @pytest.mark.parametrize("row,field,words", [
     ({"chosen": dialogue("Hi", "Hello"), "rejected": dialogue("Bye", "Hello")}, "rejected", "differs"),
     ({"chosen": "\n\nHuman: only a question", "rejected": dialogue("Hi", "Hello")}, "chosen", "Assistant"),

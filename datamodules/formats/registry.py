@@ -73,3 +73,41 @@ def detect_format(row: object) -> str:
             if fmt.detect is not None and fmt.detect(row):
                 return fmt.name
     return "records"
+
+
+# How many rows ``auto`` looks at: one row missing a field would otherwise decide a whole file.
+DETECT_ROWS = 10
+
+
+def detect_rows(rows: list[tuple[object, object]]) -> tuple[str, str | None]:
+    """The format of a source from its first ``(row number, row)`` pairs: the one most of its
+    objects look like (``detect_format``; a tie goes to the format registered first, the fallback
+    ``records`` last), and, when they disagree, one line saying which rows look like which
+    format (None when they agree). Rows that are not objects have no say: they are refused
+    whatever the format."""
+    looks: dict[str, list] = {}
+    for row_no, row in rows:
+        if isinstance(row, dict):
+            looks.setdefault(detect_format(row), []).append(row_no)
+    if not looks:
+        return "records", None
+    order = list(FORMATS)
+    name = max(looks, key=lambda n: (len(looks[n]), n != "records", -order.index(n)))
+    if len(looks) == 1:
+        return name, None
+    ranked = sorted(looks, key=lambda n: n != name)
+    said = "; ".join(f"{_row_numbers(looks[n])} {'look' if len(looks[n]) > 1 else 'looks'} like {n}" for n in ranked)
+    return name, (f"the first {len(rows)} rows disagree on their format: {said}; read as {name} "
+                  "(name the format to read them otherwise)")
+
+
+def _row_numbers(numbers: list) -> str:
+    """``row 3``, ``rows 2-10``, ``rows 1, 4-6``: consecutive runs as ranges."""
+    runs: list[list] = []
+    for n in numbers:
+        if runs and isinstance(n, int) and isinstance(runs[-1][-1], int) and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+    return f"row {text}" if len(numbers) == 1 else f"rows {text}"

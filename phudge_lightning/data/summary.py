@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="demo, a json/jsonl/parquet file, or a hub dataset name")
     parser.add_argument("--backbone", default="smollm2-135m", help="tokenizer for p99_tokens ('none' to skip)")
     parser.add_argument("--format", default="auto", choices=["auto", *FORMATS],
-                        help="a registered data format (datamodules.formats); auto detects it from the first row")
+                        help="a registered data format (datamodules.formats); auto: the one most of the first 10 rows look like")
     parser.add_argument("--layout", default="prometheus", choices=LAYOUTS, help="the prompt layout p99_tokens measures (data.layout)")
     parser.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     parser.add_argument("--score-range", type=float, nargs=2, default=(1, 5), metavar=("LOW", "HIGH"),
