@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from heads.folded import projection
 from heads.registry import register_head
 
 
@@ -29,8 +30,9 @@ class ClassificationHead(nn.Module):
     The expected score keeps the fine grain that an argmax loses; the whole distribution is
     there too, for a confidence. Losses see the class position of a score,
     score - low + 1 in 1..C (``loss_target``), so they work for any number of classes.
-    ``bias=False`` drops b, the form a decoder's ``*ForSequenceClassification`` holds (its
-    ``score`` layer has no bias).
+    ``bias=False`` drops b, and ``bias="folded"`` learns it along a fixed direction of the
+    pooled states (``heads.folded``): the forms a decoder's ``*ForSequenceClassification`` holds
+    (its ``score`` layer has no bias).
     """
 
     target = "distribution"
@@ -38,15 +40,15 @@ class ClassificationHead(nn.Module):
     uses_lm_head = False
 
     def __init__(self, hidden_size: int, dropout: float = 0.0, score_range: tuple[float, float] = (1, 5),
-                 bias: bool = True):
+                 bias: bool | str = True):
         super().__init__()
         scores = score_classes(score_range)
         # Not persistent: derived from the range (a hyperparameter), and absent from older checkpoints.
         self.register_buffer("score_values", scores, persistent=False)
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(hidden_size, len(scores), bias=bias)
+        self.proj = projection(hidden_size, len(scores), bias, offset=0.0)
         nn.init.normal_(self.proj.weight, std=hidden_size**-0.5 * 0.1)
-        if bias:
+        if bias is True:
             nn.init.zeros_(self.proj.bias)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:

@@ -254,7 +254,7 @@ def test_card_from_a_real_run_and_its_snippet_grades_as_the_judge(tiny_llama_dir
     from phudge_lightning.report.runs import read_scalars
 
     torch.manual_seed(0)
-    module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", head_params={"bias": False}, lr=1e-2,
+    module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", head_params={"bias": "folded"}, lr=1e-2,
                          lora={"r": 2, "alpha": 4, "dropout": 0.0})
     dm = FeedbackCollectionDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir),
                                       batch_size=4, val_fraction=0.2)
@@ -290,6 +290,8 @@ def test_card_from_a_real_run_and_its_snippet_grades_as_the_judge(tiny_llama_dir
     record = {"instruction": "Why is the sky blue?",
               "response": "Sunlight is scattered by air molecules, blue light the most (Rayleigh scattering)."}
     fitted = JudgeModule.load_from_checkpoint(str(ckpt), map_location="cpu")
+    # The folded bias took its direction in training and travels in the checkpoint.
+    assert fitted.head.proj.has_direction and fitted.head.proj.offset.item() != 3.0
     assert float(printed.getvalue()) == pytest.approx(judge_scores(fitted, [record])[0].score, abs=1e-5)
 
 

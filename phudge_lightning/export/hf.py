@@ -11,7 +11,9 @@ The standard classes hold a head exactly only in these forms, checked by ``check
 
 - decoders (``GenericForSequenceClassification``: Llama, Phi-3, Mistral, Qwen2, ...): the
   ``score`` layer reads the last non-pad token and has **no bias**, so the judge must pool
-  ``last`` and its head have no bias (``head_params: {bias: false}``) or a zero one; a
+  ``last`` and its head have no bias (``head_params: {bias: false}``), a folded one
+  (``{bias: folded}``, the decoder recipes' setting: written as W + b u^T, see ``heads.folded``)
+  or a zero one; a
   classification head whose five biases are equal exports too (softmax ignores a shared shift:
   the logits move by it, probabilities and score do not);
 - BERT (``BertForSequenceClassification``): the classifier (with bias) reads [CLS] through
@@ -31,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from heads.folded import FoldedBias
 from phudge_lightning.export import prompt_template
 from phudge_lightning.io import atomic_write_json
 
@@ -106,6 +109,9 @@ def _classifier_weights(module, with_bias: bool) -> tuple[torch.Tensor, torch.Te
     """The head's (weight, bias) as the classification layer takes them; a layer without bias
     takes a zero bias exactly, and a classification head's equal biases (softmax is shift-invariant)."""
     proj = module.head.proj
+    if isinstance(proj, FoldedBias):  # y = (W + b u^T) h: a bias-free layer holds it exactly
+        weight = proj.folded_weight()
+        return weight, (torch.zeros(weight.shape[0]) if with_bias else None)
     weight = proj.weight.detach().float().clone()
     bias = None if proj.bias is None else proj.bias.detach().float().clone()
     if with_bias:
@@ -116,7 +122,7 @@ def _classifier_weights(module, with_bias: bool) -> tuple[torch.Tensor, torch.Te
         return weight, None
     kind = "a bias of " + ", ".join(f"{b:.4g}" for b in bias.tolist())
     raise NotExportable(f"the decoder's score layer has no bias and this {_head_name(module)} head has {kind}: "
-                        "train with --model.head_params '{bias: false}' to export it")
+                        "train with --model.head_params '{bias: folded}' to export it")
 
 
 def _merged_backbone(module) -> nn.Module:

@@ -15,6 +15,7 @@ from torchmetrics import MaxMetric, MeanMetric
 
 import heads
 import losses
+from heads.folded import FoldedBias
 from datamodules.backbones import load_tokenizer
 from datamodules.feedback_collection import prompt_settings_of
 from datamodules.records import DEFAULT_SCORE_RANGE, check_score_range
@@ -150,7 +151,21 @@ class JudgeModule(L.LightningModule):
         no_cache = {"use_cache": False} if hasattr(self.config, "use_cache") else {}
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **no_cache)
         features = out.logits if self.head.uses_lm_head else pooled(out, attention_mask, self.pooling)
+        if self.training and torch.is_grad_enabled():
+            self._start_folded_bias(features)
         return self.head(features)
+
+    def _start_folded_bias(self, features: torch.Tensor) -> None:
+        """A folded-bias head (``heads.folded``) takes its direction from the first training batch:
+        the mean pooled state over every device's batch, so that all replicas hold the same one.
+        Once set (or restored from a checkpoint), it stays."""
+        proj = getattr(self.head, "proj", None)
+        if not isinstance(proj, FoldedBias) or proj.has_direction:
+            return
+        mean = features.detach().float().mean(0)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            mean = self.all_gather(mean).mean(0)
+        proj.set_direction(mean)
 
     def _target(self, batch: dict) -> torch.Tensor:
         target = batch[self.head.label_key]
