@@ -1,12 +1,13 @@
 """Records, prompts and batches: everything between a data file and a batch of token ids."""
 
 from datamodules.backbones import EMBEDDED, load_tokenizer, resolve_backbone
-from datamodules.feedback_collection import FeedbackCollectionDataModule, GradingDataset, to_dataset
+from datamodules.datasets import GradingDataset, to_dataset
+from datamodules.judge_datamodule import JudgeDataModule
 from datamodules.prompt import PromptEncoder, render
 from datamodules.records import Record, RecordError, validate_record
 from datamodules.sources import load_records
 
 __all__ = [
-    "EMBEDDED", "FeedbackCollectionDataModule", "GradingDataset", "PromptEncoder", "Record", "RecordError",
+    "EMBEDDED", "GradingDataset", "JudgeDataModule", "PromptEncoder", "Record", "RecordError",
     "load_records", "load_tokenizer", "render", "resolve_backbone", "to_dataset", "validate_record",
 ]

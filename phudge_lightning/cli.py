@@ -103,11 +103,11 @@ def usage() -> str:
 
 
 def lightning_cli(args: list[str] | None = None, run: bool = True) -> PhudgeCLI:
-    from datamodules import FeedbackCollectionDataModule
+    from datamodules import JudgeDataModule
     from phudge_lightning.model.module import JudgeModule
 
     return PhudgeCLI(
-        JudgeModule, FeedbackCollectionDataModule, args=args, run=run,
+        JudgeModule, JudgeDataModule, args=args, run=run,
         save_config_kwargs={"overwrite": True},
     )
 

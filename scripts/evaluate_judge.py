@@ -60,7 +60,7 @@ def validation_sets(configs: list[str]) -> tuple[dict, dict]:
     import yaml
 
     from datamodules import mixing
-    from datamodules.feedback_collection import FeedbackCollectionDataModule
+    from datamodules.judge_datamodule import JudgeDataModule
     from datamodules.records import Pair
 
     data, model = {}, {}
@@ -68,7 +68,7 @@ def validation_sets(configs: list[str]) -> tuple[dict, dict]:
         cfg = yaml.safe_load(Path(config).read_text())
         data.update(cfg.get("data") or {})
         model.update(cfg.get("model") or {})
-    module = FeedbackCollectionDataModule(**{**data, "backbone": model["backbone"]})
+    module = JudgeDataModule(**{**data, "backbone": model["backbone"]})
     module.setup("validate")
     items, source = module.sets["val"].items, " ".join(configs)
     sets = {"validation_pairs": Benchmark("validation_pairs", RELATIVE, source, "the held-out preference",

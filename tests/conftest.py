@@ -115,14 +115,14 @@ def train_tiny_judge(folder: Path, backbone: Path, records_file: Path, *, max_le
     import lightning as L
     import yaml
 
-    from datamodules import FeedbackCollectionDataModule
+    from datamodules import JudgeDataModule
     from phudge_lightning.model.module import JudgeModule
 
     model = {"backbone": str(backbone), "head": "classification", "lora": {"r": 2, "alpha": 4, "dropout": 0.0}, "lr": 1e-3}
     data = {"data": str(records_file), "batch_size": 4, "max_length": max_length, "limit": limit}
     trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(JudgeModule(**model), FeedbackCollectionDataModule(**data, backbone=model["backbone"]))
+    trainer.fit(JudgeModule(**model), JudgeDataModule(**data, backbone=model["backbone"]))
     ckpt = folder / "judge.ckpt"
     trainer.save_checkpoint(ckpt)
     config = {"trainer": {"accelerator": "cpu", "devices": 1, "logger": False, "enable_progress_bar": False,

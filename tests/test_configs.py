@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datamodules import FeedbackCollectionDataModule
+from datamodules import JudgeDataModule
 from phudge_lightning.cli import PhudgeCLI
 from phudge_lightning.model.module import JudgeModule
 
@@ -69,7 +69,7 @@ class ParseOnly(PhudgeCLI):
 def parser():
     argv, sys.argv = sys.argv, sys.argv[:1]  # (LightningCLI warns when it sees pytest's own arguments)
     try:
-        cli = ParseOnly(JudgeModule, FeedbackCollectionDataModule, args=["fit"],
+        cli = ParseOnly(JudgeModule, JudgeDataModule, args=["fit"],
                         parser_kwargs={"exit_on_error": False, "fit": {"exit_on_error": False}})
     finally:
         sys.argv = argv

@@ -1,4 +1,4 @@
-"""FeedbackCollectionDataModule: split, augmentation, lengths, padding, sampling, loaders."""
+"""JudgeDataModule: split, augmentation, lengths, padding, sampling, loaders."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from conftest import small_records, write_jsonl
-from datamodules import FeedbackCollectionDataModule, PromptEncoder, Record, load_tokenizer
+from datamodules import JudgeDataModule, PromptEncoder, Record, load_tokenizer
 from datamodules.batching import Collator, LengthGroupedBatchSampler
-from datamodules.feedback_collection import percentile_length
+from datamodules.judge_datamodule import percentile_length
 from datamodules.sources import demo_path
 
 
-def make_dm(backbone, data, stage="fit", **kw) -> FeedbackCollectionDataModule:
+def make_dm(backbone, data, stage="fit", **kw) -> JudgeDataModule:
     kw.setdefault("batch_size", 4)
-    dm = FeedbackCollectionDataModule(data=str(data), backbone=str(backbone), **kw)
+    dm = JudgeDataModule(data=str(data), backbone=str(backbone), **kw)
     dm.setup(stage)
     return dm
 
@@ -367,7 +367,7 @@ def test_test_and_predict_sets(tiny_llama_dir, small_records_file, tmp_path):
     # Rows to predict: some with a score, some without.
     unscored = write_jsonl(tmp_path / "p.jsonl", [{k: v for k, v in r.items() if k != "score" or i % 2}
                                                   for i, r in enumerate(small_records(5))])
-    d = FeedbackCollectionDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir),
+    d = JudgeDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir),
                                      test_data=str(small_records_file), predict_data=str(unscored))
     with pytest.raises(RuntimeError, match="no test data"):
         d.test_dataloader()
@@ -385,7 +385,7 @@ def test_test_and_predict_sets(tiny_llama_dir, small_records_file, tmp_path):
 def test_embedded_backbones_on_demo(backbone):
     if not demo_path().exists():
         pytest.skip("datamodules/data/demo.jsonl not written yet")
-    d = FeedbackCollectionDataModule(data="demo", backbone=backbone, batch_size=4, limit=40)
+    d = JudgeDataModule(data="demo", backbone=backbone, batch_size=4, limit=40)
     d.setup("fit")
     batch = next(iter(d.train_dataloader()))
     assert batch["input_ids"].shape[0] == 4 and batch["input_ids"].shape[1] <= d.max_length

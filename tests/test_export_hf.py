@@ -250,13 +250,13 @@ def test_card_from_a_real_run_and_its_snippet_grades_as_the_judge(tiny_llama_dir
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from datamodules import FeedbackCollectionDataModule
+    from datamodules import JudgeDataModule
     from phudge_lightning.report.runs import read_scalars
 
     torch.manual_seed(0)
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", head_params={"bias": "folded"}, lr=1e-2,
                          lora={"r": 2, "alpha": 4, "dropout": 0.0})
-    dm = FeedbackCollectionDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir),
+    dm = JudgeDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir),
                                       batch_size=4, val_fraction=0.2)
     logger = TensorBoardLogger(save_dir=tmp_path, name="run")
     best = ModelCheckpoint(monitor="val/loss", mode="min", filename="best-{epoch}-{step}")

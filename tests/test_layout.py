@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import small_records
-from datamodules import FeedbackCollectionDataModule
+from datamodules import JudgeDataModule
 from datamodules.prompt import PromptEncoder
 from datamodules.records import validate_record
 from phudge_lightning.model.module import JudgeModule
@@ -17,7 +17,7 @@ from phudge_lightning.model.module import JudgeModule
 @pytest.fixture(scope="module")
 def conversation_judge(tiny_llama_dir, small_records_file, tmp_path_factory):
     model = dict(backbone=str(tiny_llama_dir), head="regression", lora={"r": 2, "alpha": 4, "dropout": 0.0}, lr=1e-3)
-    data = FeedbackCollectionDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir), batch_size=4,
+    data = JudgeDataModule(data=str(small_records_file), backbone=str(tiny_llama_dir), batch_size=4,
                                         max_length=200, limit=12, layout="conversation")
     trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
@@ -55,11 +55,11 @@ def test_predict_adopts_the_judges_layout(conversation_judge, tiny_llama_dir, tm
 
     ckpt, _ = conversation_judge
     rows = write_jsonl(tmp_path / "rows.jsonl", small_records(4))
-    data = FeedbackCollectionDataModule(predict_data=str(rows), backbone=str(tiny_llama_dir))  # the default layout
+    data = JudgeDataModule(predict_data=str(rows), backbone=str(tiny_llama_dir))  # the default layout
     data.setup("predict")
     before = data.sets["predict"][0]["input_ids"]
     state = torch.load(ckpt, weights_only=False)
-    data.use_prompt_settings(state["FeedbackCollectionDataModule"]["prompt_settings"])
+    data.use_prompt_settings(state["JudgeDataModule"]["prompt_settings"])
     after = data.tokenizer.decode(data.sets["predict"][0]["input_ids"])
     assert data.hparams.layout == "conversation" and data.max_length == 200
     assert "###Task Description:" in data.tokenizer.decode(before) and "###Task Description:" not in after

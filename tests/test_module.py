@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 import heads
-from datamodules import FeedbackCollectionDataModule
+from datamodules import JudgeDataModule
 from phudge_lightning.metrics import score_metrics
 from phudge_lightning.model.module import JudgeModule
 
@@ -26,8 +26,8 @@ def make_module(backbone, head, loss, seed=0, **kw) -> JudgeModule:
     return JudgeModule(backbone=str(backbone), head=head, loss=loss, lr=1e-2, max_new_tokens=8, **kw)
 
 
-def make_dm(backbone, data, head) -> FeedbackCollectionDataModule:
-    return FeedbackCollectionDataModule(data=str(data), backbone=str(backbone), uses_lm_head=heads.get_head(head).uses_lm_head,
+def make_dm(backbone, data, head) -> JudgeDataModule:
+    return JudgeDataModule(data=str(data), backbone=str(backbone), uses_lm_head=heads.get_head(head).uses_lm_head,
                                         batch_size=4, val_fraction=0.2)
 
 

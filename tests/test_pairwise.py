@@ -10,7 +10,7 @@ import torch
 
 import losses
 from conftest import write_jsonl
-from datamodules import FeedbackCollectionDataModule
+from datamodules import JudgeDataModule
 from datamodules import mixing
 from datamodules.records import Pair, Record
 from phudge_lightning.model.module import JudgeModule
@@ -104,7 +104,7 @@ def test_val_balance_length_balances_the_held_out_pairs_only(tmp_path, tiny_bert
              "rejected": f"\n\nHuman: Tell me about bread {i}\n\nAssistant: " + ("No." if i % 4 else "Bread is flour, water and salt.")}
             for i in range(200)]
     pairs = write_jsonl(tmp_path / "pairs.jsonl", rows)
-    dm = FeedbackCollectionDataModule(backbone=str(tiny_bert_dir), max_length=64,
+    dm = JudgeDataModule(backbone=str(tiny_bert_dir), max_length=64,
                                       sources=[{"data": str(pairs), "val_fraction": 0.3, "val_balance_length": val_balance}])
     dm.setup("fit")
     sides = {name: [mixing.preferred_is_longer(p) for p in dm.sets[name].items] for name in ("train", "val")}
@@ -135,7 +135,7 @@ def test_a_mixed_fit_logs_pair_accuracy_beside_the_correlations(tmp_path, tiny_b
     torch.manual_seed(0)
     module = JudgeModule(backbone=str(tiny_bert_dir), head=head, lora={"r": 2, "alpha": 4, "dropout": 0.0}, lr=1e-2,
                          pair_loss="bradley_terry", length_term=length_term)
-    dm = FeedbackCollectionDataModule(backbone=str(tiny_bert_dir), batch_size=6, max_length=96,
+    dm = JudgeDataModule(backbone=str(tiny_bert_dir), batch_size=6, max_length=96,
                                       sources=[{"data": str(absolute), "val_fraction": 0.3},
                                                {"data": str(pairs), "weight": 2.0, "val_fraction": 0.3,
                                                 "balance_length": False}])
@@ -154,7 +154,7 @@ def test_a_mixed_fit_logs_pair_accuracy_beside_the_correlations(tmp_path, tiny_b
 
 
 def test_rubric_dropout_is_one_draw_for_both_sides_of_a_pair(tiny_bert_dir):
-    from datamodules.feedback_collection import ItemDataset
+    from datamodules.datasets import ItemDataset
     from datamodules.prompt import PromptEncoder
     from datamodules.backbones import load_tokenizer
 

@@ -84,7 +84,10 @@ def test_predict_one_device(tmp_path, trained, monkeypatch):
     assert sorted(json.loads(line)["index"] for line in shard) == list(range(11))  # length order, every row once
 
 
-def test_predict_cuts_prompts_at_the_checkpoint_budget(tmp_path, trained, monkeypatch):
+# A checkpoint written before the data module was named JudgeDataModule holds its state under
+# the former name: it must still reach the data module.
+@pytest.mark.parametrize("state_key", ["JudgeDataModule", "FeedbackCollectionDataModule"])
+def test_predict_cuts_prompts_at_the_checkpoint_budget(tmp_path, trained, monkeypatch, state_key):
     # The config sets no data.max_length: the checkpoint's budget applies, not the tokenizer's limit.
     from phudge_lightning.cli import lightning_cli
 
@@ -95,7 +98,8 @@ def test_predict_cuts_prompts_at_the_checkpoint_budget(tmp_path, trained, monkey
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(plain))
     state = torch.load(ckpt, weights_only=False)
     # The data module's state holds the prompt settings: a judge trained on short prompts.
-    state["FeedbackCollectionDataModule"]["prompt_settings"]["max_length"] = 48
+    state["JudgeDataModule"]["prompt_settings"]["max_length"] = 48
+    state[state_key] = state.pop("JudgeDataModule")
     torch.save(state, tmp_path / "short.ckpt")
     source = predict_input(tmp_path / "in.jsonl")
     cli = lightning_cli(["--config", str(tmp_path / "config.yaml"), "--data.predict_data", str(source)], run=False)

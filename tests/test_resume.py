@@ -97,9 +97,9 @@ def test_resume_is_set_before_the_loader_is_iterated():
     """Lightning builds the train loader before restoring a checkpoint (to count the steps),
     and some strategies restore the datamodule after that: the position must reach the sampler
     either way, because the sampler reads it only when the epoch's iteration starts."""
-    from datamodules.feedback_collection import FeedbackCollectionDataModule
+    from datamodules.judge_datamodule import JudgeDataModule
 
-    dm = FeedbackCollectionDataModule()  # (reads nothing before setup)
+    dm = JudgeDataModule()  # (reads nothing before setup)
     assert dm.state_dict() == {}  # no trainer, no position
     dm.load_state_dict({"train_position": [2, 3]})
     dm._train_sampler = LengthGroupedBatchSampler(list(range(40)), 4, shuffle=True, seed=0)
@@ -234,12 +234,12 @@ def always_nan(prediction: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
 def fit_one_epoch(tiny_llama_dir, records, loss: str, max_nonfinite_steps: int):
     import lightning as L
 
-    from datamodules import FeedbackCollectionDataModule
+    from datamodules import JudgeDataModule
     from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", loss=loss, max_nonfinite_steps=max_nonfinite_steps,
                          lora={"r": 2, "alpha": 4, "dropout": 0.0}, lr=1e-3)
-    dm = FeedbackCollectionDataModule(data=str(records), backbone=str(tiny_llama_dir), batch_size=4,
+    dm = JudgeDataModule(data=str(records), backbone=str(tiny_llama_dir), batch_size=4,
                                       val_fraction=0.1, max_length=256)
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,

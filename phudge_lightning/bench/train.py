@@ -2,7 +2,7 @@
 
 Both sides train the same backbone with the same LoRA settings, a linear regression head on the
 last token, MSE and AdamW, in the same dtype, on the same batches (one length-grouped loader of
-``FeedbackCollectionDataModule``, read live by both, so both pay for its tokenisation):
+``JudgeDataModule``, read live by both, so both pay for its tokenisation):
 
 - phudge: ``JudgeModule`` under a Lightning ``Trainer`` (what ``phudge fit`` runs);
 - plain: ``AutoModel`` + ``peft.get_peft_model`` + ``nn.Linear``, a hand-written loop.
@@ -108,14 +108,14 @@ def plain_round(model: PlainJudge, optimizer, loader, steps: int, warmup: int, d
 
 
 def run(args: argparse.Namespace) -> dict:
-    from datamodules import FeedbackCollectionDataModule
+    from datamodules import JudgeDataModule
     from phudge_lightning.model.module import DEFAULT_LORA, JudgeModule
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    datamodule = FeedbackCollectionDataModule(data=args.data, backbone=args.backbone, batch_size=args.batch_size,
+    datamodule = JudgeDataModule(data=args.data, backbone=args.backbone, batch_size=args.batch_size,
                                               limit=args.n, max_length=args.max_length, val_fraction=0.05)
     datamodule.setup("fit")
     needed = args.steps + max(args.warmup, 1)

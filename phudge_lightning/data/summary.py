@@ -15,7 +15,7 @@ KEYS = ("rows", "valid", "invalid", "unlabelled", "pairs", "with_rubric", "with_
 
 def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0,
               score_range=(1, 5), layout: str = "prometheus") -> tuple[dict, list]:
-    from datamodules.feedback_collection import percentile_length
+    from datamodules.judge_datamodule import percentile_length
     from datamodules.records import Pair, score_scale
     from datamodules.sources import load_items, no_valid_rows
 

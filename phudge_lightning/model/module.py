@@ -17,7 +17,8 @@ import heads
 import losses
 from heads.folded import FoldedBias
 from datamodules.backbones import load_tokenizer
-from datamodules.feedback_collection import prompt_settings_of
+from datamodules.judge_datamodule import adopt_former_state
+from datamodules.prompt_settings import prompt_settings_of
 from datamodules.records import DEFAULT_SCORE_RANGE, check_score_range
 from phudge_lightning.model.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pooled
 from phudge_lightning.metrics import score_metrics
@@ -343,6 +344,7 @@ class JudgeModule(L.LightningModule):
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        adopt_former_state(checkpoint)
         self.prompt_settings = prompt_settings_of(checkpoint) or self.prompt_settings
         self.lora_scale = float(checkpoint.get("lora_scale", 1.0))
         if "state_dict" not in checkpoint:

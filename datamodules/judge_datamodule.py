@@ -1,4 +1,5 @@
-"""``FeedbackCollectionDataModule``: Feedback Collection (or any grading source) for the judge.
+"""``JudgeDataModule``: any grading source (Feedback Collection, a file, a hub set, several
+mixed) as the judge's batches.
 
 - a deterministic 95/5 train/validation split by seed, or a given validation file;
 - the paper's augmentation on the training split only: the rubric is dropped with probability
@@ -12,7 +13,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import warnings
@@ -20,98 +20,21 @@ import warnings
 import datasets
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from datamodules import mixing
 from datamodules.backbones import load_tokenizer
 from datamodules.batching import Collator, LengthGroupedBatchSampler
-from datamodules import mixing
+from datamodules.datasets import GradingDataset, ItemDataset, mixing_length, to_dataset
 from datamodules.prompt import PromptEncoder, token_budget
-from datamodules.records import Pair, Record, rubric_text, score_scale
+from datamodules.records import Pair, Record, score_scale
 from datamodules.sources import DEMO, load_items, load_records
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("instruction", "response", "rubric", "reference_answer", "context", "score", "feedback")
-
-
-def to_dataset(records: list[Record]) -> datasets.Dataset:
-    """Records as an Arrow table; the rubric as its Prometheus text (one column type)."""
-    rows = [{**{c: getattr(r, c) for c in COLUMNS}, "rubric": rubric_text(r.rubric)} for r in records]
-    return datasets.Dataset.from_list(rows, features=datasets.Features({
-        "instruction": datasets.Value("string"), "response": datasets.Value("string"),
-        "rubric": datasets.Value("string"), "reference_answer": datasets.Value("string"),
-        "context": datasets.Value("string"), "score": datasets.Value("float32"), "feedback": datasets.Value("string"),
-    }))
-
-
-class GradingDataset(Dataset):
-    """Encoded rows of a grading table, with the rubric/reference dropout when ``augment``."""
-
-    def __init__(self, table: datasets.Dataset, encoder: PromptEncoder, *, rubric_dropout: float = 0.0,
-                 reference_dropout: float = 0.0, seed: int = 0):
-        self.table, self.encoder = table, encoder
-        self.rubric_dropout, self.reference_dropout, self.seed = rubric_dropout, reference_dropout, seed
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def record(self, index: int, epoch: int = 0) -> Record:
-        record = Record(**self.table[index])
-        if self.rubric_dropout or self.reference_dropout:
-            # Two independent draws from (seed, epoch, row): the same in any worker or rank.
-            drop_rubric, drop_reference = np.random.default_rng([self.seed, epoch, index]).random(2)
-            record = dataclasses.replace(
-                record,
-                rubric=None if drop_rubric < self.rubric_dropout else record.rubric,
-                reference_answer=None if drop_reference < self.reference_dropout else record.reference_answer,
-            )
-        return record
-
-    def __getitem__(self, key) -> dict:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        record = self.record(index, epoch)
-        encoded = self.encoder.encode(record)
-        return {"input_ids": encoded.input_ids, "labels": encoded.labels, "score": record.score, "index": index}
-
-
-class ItemDataset(GradingDataset):
-    """Absolute records and pairs (a list), encoded; a pair's two responses share one draw of
-    the rubric/reference dropout, so both are graded under the same prompt."""
-
-    def __init__(self, items: list, encoder: PromptEncoder, **kwargs):
-        self.items = items
-        super().__init__(None, encoder, **kwargs)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def _dropped(self, record: Record, index: int, epoch: int) -> Record:
-        if not (self.rubric_dropout or self.reference_dropout):
-            return record
-        drop_rubric, drop_reference = np.random.default_rng([self.seed, epoch, index]).random(2)
-        return dataclasses.replace(
-            record,
-            rubric=None if drop_rubric < self.rubric_dropout else record.rubric,
-            reference_answer=None if drop_reference < self.reference_dropout else record.reference_answer,
-        )
-
-    def __getitem__(self, key) -> dict:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        item = self.items[index]
-        if isinstance(item, Pair):
-            sides = [self._dropped(r, index, epoch) for r in (item.a, item.b)]
-            return {"input_ids": [self.encoder.encode(r).input_ids for r in sides], "pair": True,
-                    "preference": item.preference, "chars": [len(r.response) for r in sides], "index": index}
-        record = self._dropped(item, index, epoch)
-        return {"input_ids": self.encoder.encode(record).input_ids, "labels": None, "score": record.score,
-                "chars": len(record.response), "index": index}
-
-
-def mixing_length(item, encoder: PromptEncoder) -> int:
-    """The token length of a record, or of the longer response of a pair."""
-    if isinstance(item, Pair):
-        return max(encoder.length(item.a), encoder.length(item.b))
-    return encoder.length(item)
+# Lightning files the data module's state under its class's name; checkpoints written before
+# the class was named for what it serves hold it under these.
+FORMER_NAMES = ("FeedbackCollectionDataModule",)
 
 
 def percentile_length(lengths, percentile: float) -> int:
@@ -119,7 +42,9 @@ def percentile_length(lengths, percentile: float) -> int:
     return int(math.ceil(np.percentile(np.asarray(lengths), percentile)))
 
 
-class FeedbackCollectionDataModule(L.LightningDataModule):
+class JudgeDataModule(L.LightningDataModule):
+    """The judge's data: any grading source (a file, a hub set, the demo, several mixed) as batches"""
+
     def __init__(
         self,
         data: str = DEMO,
@@ -380,11 +305,11 @@ class FeedbackCollectionDataModule(L.LightningDataModule):
         return self._loader("predict", False, self._eval_batch_size)
 
 
-def prompt_settings_of(checkpoint: dict) -> dict:
-    """The prompt settings a checkpoint holds: in the data module's state (saved by Lightning
-    under the class's name, so a subclass's too), or at the top level in checkpoints of before
-    this rule; empty when it holds none."""
-    for value in checkpoint.values():
-        if isinstance(value, dict) and isinstance(value.get("prompt_settings"), dict):
-            return dict(value["prompt_settings"])
-    return dict(checkpoint.get("prompt_settings") or {})
+def adopt_former_state(checkpoint: dict) -> None:
+    """Files the data module's state of a checkpoint written under a former class name (see
+    ``FORMER_NAMES``) under ``JudgeDataModule``, so that Lightning restores it (the training
+    position, the prompt settings); called by the module's ``on_load_checkpoint``, which Lightning
+    runs before it restores the data module."""
+    for name in FORMER_NAMES:
+        if name in checkpoint and JudgeDataModule.__qualname__ not in checkpoint:
+            checkpoint[JudgeDataModule.__qualname__] = checkpoint.pop(name)
