@@ -9,6 +9,18 @@ starts the server as a subprocess on 127.0.0.1, warms it up, then sends ``--requ
 connection, sending one record at a time, the next as soon as its answer comes) and prints p50
 and p99 latency, requests per second, and how many forward passes the server ran.
 
+``--overload`` checks load shedding instead: it starts the server with a small ``--max-queue``,
+then, ``--bursts`` times, lets ``--burst`` clients (threads, one connection each) send one
+request at the same instant. It counts the 200s and 503s (each 503 must carry ``Retry-After``),
+checks that every request got one of them and none hung (no timeout, no reset), that the queue
+is empty afterwards, that the server's memory (RSS) stayed flat from burst to burst, and that
+the accepted requests' p99 latency stayed within a bound set by the queue, not by the burst:
+(ceil(max_queue / max_batch_size) + 1) forward passes, each as long as the mean pass of that
+burst, times 2 for the clients' share of the CPU, plus 1 s. It prints the figures of each burst
+and exits 1 when a check fails.
+
+    phudge bench serve --untrained minilm-l6 --overload --burst 400 --max-queue 16
+
 ``--untrained BACKBONE`` exports an untrained judge (classification head, the recipes' LoRA)
 on that backbone to a temporary folder and measures it: speed does not depend on the
 weights' values, only on the architecture, the prompt lengths and the batch sizes. The records
@@ -22,6 +34,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import platform
 import subprocess
@@ -30,7 +43,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 DEMO = Path(__file__).resolve().parents[2] / "datamodules" / "data" / "demo.jsonl"
@@ -83,6 +96,26 @@ class ServerProcess:
             return json.loads(connection.getresponse().read())
         finally:
             connection.close()
+
+    def metric(self, name: str) -> float:
+        """The value of one unlabelled sample of ``GET /metrics``."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request("GET", "/metrics")
+            text = connection.getresponse().read().decode()
+        finally:
+            connection.close()
+        return next(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name and not s.labels)
+
+    def rss_mib(self) -> float:
+        """The server process's resident memory (Linux /proc; NaN elsewhere)."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return float("nan")
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -166,6 +199,133 @@ def load(port: int, bodies: list[bytes], requests: int, concurrency: int, timeou
     return latencies, errors, time.perf_counter() - start
 
 
+# -- the overload check ----------------------------------------------------------------------------
+@dataclass
+class Burst:
+    """One burst of ``clients`` requests sent at once: answers by status, failures (no answer,
+    timeouts included), 503s without Retry-After, latencies, and the server's state after."""
+
+    clients: int
+    ok: int = 0
+    shed: int = 0
+    other: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    shed_without_retry_after: int = 0
+    ok_ms: list[float] = field(default_factory=list, repr=False)
+    shed_ms: list[float] = field(default_factory=list, repr=False)
+    wall_s: float = 0.0
+    rss_mib: float = float("nan")
+    queued_after: int = 0
+    mean_pass_s: float = 0.0
+
+    @property
+    def answered(self) -> bool:
+        return self.ok + self.shed == self.clients and not self.other and not self.failed
+
+
+def burst(port: int, bodies: list[bytes], clients: int, timeout: float) -> Burst:
+    """``clients`` threads, each with its own connection, send one ``POST /grade`` at the same instant."""
+    result, lock = Burst(clients), threading.Lock()
+    start_line = threading.Barrier(clients + 1)
+
+    def client(i: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            start_line.wait()
+            start = time.perf_counter()
+            connection.request("POST", "/grade", bodies[i % len(bodies)], {"Content-Type": "application/json"})
+            answer = connection.getresponse()
+            answer.read()
+            ms = 1000 * (time.perf_counter() - start)
+            with lock:
+                if answer.status == 200:
+                    result.ok += 1
+                    result.ok_ms.append(ms)
+                elif answer.status == 503:
+                    result.shed += 1
+                    result.shed_ms.append(ms)
+                    result.shed_without_retry_after += not (answer.getheader("Retry-After") or "").isdigit()
+                else:
+                    result.other[answer.status] += 1
+        except (OSError, http.client.HTTPException) as failure:  # a timeout is an OSError: the request hung
+            with lock:
+                result.failed[type(failure).__name__] += 1
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    start_line.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    result.wall_s = time.perf_counter() - start
+    return result
+
+
+def p99_bound_ms(max_queue: int, max_batch_size: int, mean_pass_s: float) -> float:
+    """What an accepted request may wait: the passes for a full queue ahead of it and its own,
+    ``(ceil(max_queue / max_batch_size) + 1)`` x the mean pass, x 2 for the clients' share of the
+    CPU, plus 1 s for connecting and parsing amid the burst."""
+    return 1000 * (2 * (math.ceil(max_queue / max_batch_size) + 1) * mean_pass_s + 1.0)
+
+
+def overload(args, checkpoint: str, scratch: Path) -> int:
+    bodies = demo_bodies()
+    options = ["--max-batch-size", str(args.max_batch_size), "--batch-timeout", str(args.batch_timeout),
+               "--max-queue", str(args.max_queue), *(["--device", args.device] if args.device else [])]
+    server = ServerProcess(checkpoint, free_port(), scratch / "server.log", *options)
+    bursts: list[Burst] = []
+    try:
+        server.wait_ready(args.startup_timeout)
+        info = server.get("/health")
+        load(server.port, bodies, args.warmup or 1, min(args.max_batch_size, 8), args.timeout)
+        rss_before = server.rss_mib()
+        for i in range(args.bursts):
+            passes, seconds = server.metric("phudge_batch_duration_seconds_count"), server.metric("phudge_batch_duration_seconds_sum")
+            result = burst(server.port, bodies, args.burst, args.timeout)
+            passes = server.metric("phudge_batch_duration_seconds_count") - passes
+            result.mean_pass_s = (server.metric("phudge_batch_duration_seconds_sum") - seconds) / max(passes, 1)
+            result.rss_mib, result.queued_after = server.rss_mib(), server.get("/health")["queued"]
+            bursts.append(result)
+            print(f"  burst {i + 1}: {result.ok} graded, {result.shed} shed in {result.wall_s:.1f}s", file=sys.stderr)
+    finally:
+        server.stop()
+    bound = [p99_bound_ms(args.max_queue, args.max_batch_size, b.mean_pass_s) for b in bursts]
+    growth = bursts[-1].rss_mib - bursts[0].rss_mib
+    flat = not growth > max(64.0, 0.1 * bursts[0].rss_mib)  # NaN (no /proc) passes, and says so below
+    checks = {
+        "every request answered 200 or 503, none hung": all(b.answered for b in bursts),
+        "every 503 carries Retry-After": all(b.shed_without_retry_after == 0 for b in bursts),
+        "the queue empty after each burst": all(b.queued_after == 0 for b in bursts),
+        "memory flat from the first burst to the last": flat,
+        "accepted p99 within the bound": all(percentile(b.ok_ms, 0.99) <= c for b, c in zip(bursts, bound) if b.ok_ms),
+    }
+    print(f"phudge bench serve --overload: {args.checkpoint or 'untrained ' + args.untrained} ({info['backbone']}, "
+          f"{info['head']} head), {args.bursts} bursts of {args.burst} clients at once, max queue {args.max_queue} "
+          f"records, max batch {args.max_batch_size}, demo-set records, loopback; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs shared by clients and server")
+    header = (f"{'burst':>5}{'clients':>8}{'200':>6}{'503':>6}{'other':>6}{'failed':>7}{'wall s':>8}{'200 p50 ms':>11}"
+              f"{'200 p99 ms':>11}{'bound ms':>10}{'503 p99 ms':>11}{'pass s':>8}{'RSS MiB':>9}")
+    print(header + "\n" + "-" * len(header))
+    for i, (b, c) in enumerate(zip(bursts, bound), 1):
+        print(f"{i:>5}{b.clients:>8}{b.ok:>6}{b.shed:>6}{sum(b.other.values()):>6}{sum(b.failed.values()):>7}{b.wall_s:>8.1f}"
+              f"{percentile(b.ok_ms, 0.5):>11.0f}{percentile(b.ok_ms, 0.99):>11.0f}{c:>10.0f}{percentile(b.shed_ms, 0.99):>11.0f}"
+              f"{b.mean_pass_s:>8.2f}{b.rss_mib:>9.0f}")
+        for kind, count in [*b.other.items(), *b.failed.items()]:
+            print(f"      {count} x {kind}")
+    print(f"server RSS: {rss_before:.0f} MiB after warm-up, {bursts[0].rss_mib:.0f} after the first burst, "
+          f"{bursts[-1].rss_mib:.0f} after the last ({growth:+.0f} MiB)")
+    for name, held in checks.items():
+        print(f"  {'ok  ' if held else 'FAIL'} {name}")
+    if args.output:
+        Path(args.output).write_text(json.dumps([{**asdict(b), "answered": b.answered, "p99_bound_ms": c,
+                                                  "ok_p99_ms": percentile(b.ok_ms, 0.99)}
+                                                 for b, c in zip(bursts, bound)], indent=2, default=str) + "\n")
+    return 0 if all(checks.values()) else 1
+
+
 def measure(server: ServerProcess, label: str, bodies: list[bytes], requests: int, concurrency: int, timeout: float) -> Row:
     before = server.get("/health")["batches"]
     latencies, errors, wall = load(server.port, bodies, requests, concurrency, timeout)
@@ -207,6 +367,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a request may take before it counts as an error")
     p.add_argument("--startup-timeout", type=float, default=600.0, help="seconds the server may take to load the judge")
     p.add_argument("--output", help="also write the rows as JSON here")
+    overload = p.add_argument_group("the overload check (--overload)")
+    overload.add_argument("--overload", action="store_true", help="check load shedding instead of measuring speed")
+    overload.add_argument("--burst", type=int, default=400, help="clients sending one request each at the same instant")
+    overload.add_argument("--bursts", type=int, default=3, help="bursts, one after another (memory must stay flat)")
+    overload.add_argument("--max-queue", type=int, default=16, help="the server's --max-queue")
     return p
 
 
@@ -214,6 +379,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.requests < 1 or min(args.concurrency) < 1 or args.max_batch_size < 1:
         parser().error("--requests, --concurrency and --max-batch-size must be positive")
+    if args.overload:
+        if min(args.burst, args.bursts, args.max_queue) < 1:
+            parser().error("--burst, --bursts and --max-queue must be positive")
+        with tempfile.TemporaryDirectory(prefix="phudge-bench-serve-") as scratch:
+            checkpoint = args.checkpoint or str(export_untrained(args.untrained, Path(scratch) / "judge"))
+            return overload(args, checkpoint, Path(scratch))
     bodies = demo_bodies()
     settings = [(f"on (max {args.max_batch_size}, {1000 * args.batch_timeout:g} ms)",
                  ["--max-batch-size", str(args.max_batch_size), "--batch-timeout", str(args.batch_timeout)]),

@@ -188,6 +188,8 @@ class Health(BaseModel):
     records: int = Field(description="records graded so far")
     batches: int = Field(description="batches graded so far: each is one forward pass when it holds up to max_batch_size records")
     in_flight: int = Field(description="requests received and not answered yet")
+    queued: int = Field(0, description="records taken and not answered yet (waiting or being graded)")
+    max_queue: int | None = Field(None, description="records waiting beyond which grading requests get 503")
     score_range: list[float] = Field(description="[low, high] of the judge's scores")
 
 
@@ -205,8 +207,10 @@ class ErrorBody(BaseModel):
 
 ERRORS = {
     400: {"model": ErrorBody, "description": "malformed JSON"},
+    401: {"model": ErrorBody, "description": "a missing or wrong API key (`Authorization: Bearer <key>`)"},
     413: {"model": ErrorBody, "description": f"request body over the limit (default {MAX_BODY_BYTES} bytes)"},
     415: {"model": ErrorBody, "description": "the body is not sent as application/json"},
     422: {"model": ErrorBody, "description": "a missing, mistyped, too long or (instruction, rubric) blank field, named in `detail`"},
     500: {"model": ErrorBody, "description": "the judge failed on this batch"},
+    503: {"model": ErrorBody, "description": "the queue is full: retry after the seconds in `Retry-After`"},
 }
