@@ -300,3 +300,22 @@ def test_the_client_raises_the_server_message_and_times_out(keyed):
             JudgeClient(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.5).grade("q", "a")
         assert time.monotonic() - start < 5
     assert MAX_RECORDS == SERVER_MAX_RECORDS
+
+
+def test_the_command_passes_keys_queue_and_load_time_to_the_app(monkeypatch, caplog):
+    import uvicorn
+
+    from phudge_lightning.judge import Judge
+
+    made, served = {}, {}
+    monkeypatch.setenv("PHUDGE_API_KEY", "env-key")
+    monkeypatch.setattr(Judge, "load", classmethod(lambda cls, path, **kw: "the judge"))
+    monkeypatch.setattr(serving, "create_app", lambda judge, *args, **kwargs: made.update(judge=judge, args=args, **kwargs) or "app")
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.update(config=self.config))
+    with caplog.at_level(logging.INFO, logger="phudge_lightning.serve.app"):
+        assert serving.main(["--host", "0.0.0.0", "--api-key", "flag-key", "--max-queue", "32", "--metrics-public"]) == 0
+    assert made["judge"] == "the judge" and made["api_keys"] == ["flag-key", "env-key"]
+    assert made["max_queue"] == 32 and made["metrics_public"] and made["load_seconds"] >= 0
+    assert served["config"].host == "0.0.0.0" and served["config"].access_log is False  # the app logs each request once
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "2 API keys" in logged and "flag-key" not in logged and "env-key" not in logged
