@@ -20,7 +20,7 @@ from phudge_lightning.model.module import JudgeModule
 sys.path.insert(0, str(Path(__file__).parent))
 from test_configs import ALL, ParseOnly, _id, parse, stack  # noqa: E402
 
-from datamodules import FeedbackCollectionDataModule  # noqa: E402
+from datamodules import JudgeDataModule  # noqa: E402
 from datamodules.prompt import PromptEncoder  # noqa: E402
 from datamodules.records import validate_record  # noqa: E402
 
@@ -36,7 +36,7 @@ ENCODER_POOLINGS = {"last", "first", "mean", "auto"}
 def parser():
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        return ParseOnly(JudgeModule, FeedbackCollectionDataModule, args=["fit"],
+        return ParseOnly(JudgeModule, JudgeDataModule, args=["fit"],
                          parser_kwargs={"exit_on_error": False, "fit": {"exit_on_error": False}}).parser
     finally:
         sys.argv = argv
