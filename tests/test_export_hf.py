@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import judge_module, phudge_grade_scores
+from conftest import judge_module, phudge_grade_scores, write_jsonl
 from datamodules.prometheus import render
 from datamodules.prompt import PromptEncoder
 from datamodules.records import validate_record
+from phudge_lightning import hub_reach
 from phudge_lightning.export import card, hf, hub
 from phudge_lightning.export.command import main as export_main
 from phudge_lightning.export.prompt_template import render_template
@@ -221,10 +222,50 @@ def test_a_hub_id_is_downloaded_then_loaded(tiny_bert_dir, tmp_path, monkeypatch
 
     folder = hf.export_hf(judge_module(tiny_bert_dir, "regression", pooling="pooler"), tmp_path / "hf")
     asked = []
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kw: asked.append(repo_id) or str(folder))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kw: asked.append((repo_id, kw)) or str(folder))
+    monkeypatch.setattr(hub_reach, "unreachable", lambda: None)
     judge = Judge.load("someone/tiny-judge", device="cpu")
-    assert asked == ["someone/tiny-judge"] and judge.grade("Q", "A").score is not None
+    assert asked == [("someone/tiny-judge", {"local_files_only": False})] and judge.grade("Q", "A").score is not None
     assert not hf.is_hub_id("runs/x/best.ckpt") and not hf.is_hub_id(str(folder))
+    # with the hub out of reach, the cached copy is read, without asking the network
+    monkeypatch.setattr(hub_reach, "unreachable", lambda: "HF_HUB_OFFLINE is set")
+    assert Judge.load("someone/tiny-judge", device="cpu").grade("Q", "A").score == pytest.approx(judge.grade("Q", "A").score)
+    assert asked[-1] == ("someone/tiny-judge", {"local_files_only": True})
+
+
+def test_a_hub_id_neither_cached_nor_reachable_fails_at_once_in_one_line(tmp_path, monkeypatch, capsys):
+    """Offline, a wrong hub-like path is told in one line, exit 2: not on disk, and the hub
+    cannot be reached (rather than huggingface_hub's retries and chained tracebacks)."""
+    from phudge_lightning.grade import main as grade_main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rows = write_jsonl(tmp_path / "in.jsonl", [{"instruction": "Q", "response": "A"}])
+    assert grade_main(["--checkpoint", "nobody-here/no-such-judge", "--input", str(rows),
+                       "--output", str(tmp_path / "out.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "nobody-here/no-such-judge does not exist locally, and the hub is not reachable" in err
+    assert "HF_HUB_OFFLINE is set" in err
+
+
+def test_the_hub_is_unreachable_when_offline_or_its_endpoint_does_not_answer(monkeypatch):
+    import socket
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with socket.socket() as listening:  # a local endpoint that accepts connections
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+        assert hub_reach.unreachable() is None
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        assert hub_reach.unreachable() == "HF_HUB_OFFLINE is set"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    reason = hub_reach.unreachable()  # the same port, closed now: refused
+    assert reason is not None and reason.startswith(f"127.0.0.1:{port}: ")
 
 
 def test_a_missing_folder_beside_its_parent_is_a_local_path_not_a_hub_id(tmp_path, monkeypatch):

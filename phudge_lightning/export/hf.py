@@ -273,19 +273,33 @@ class HFJudgeModule(nn.Module):
         return out
 
 
-def load_hf_judge(source: str | Path, dtype: str | None = None) -> HFJudgeModule:
-    """A judge from a folder written by ``phudge export --format hf``, or a hub id of one."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+def download(repo_id: str) -> Path:
+    """The folder of hub model ``repo_id``: downloaded, or the cached copy when the hub cannot be
+    reached; ``CheckpointError`` (one line) when there is neither."""
+    from huggingface_hub import snapshot_download
 
+    from phudge_lightning.checkpoints import CheckpointError
+    from phudge_lightning.hub_reach import unreachable
+
+    offline = unreachable()
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=offline is not None))
+    except Exception as e:  # not cached, unknown repository, no access: all mean "not found" here
+        if offline is not None:
+            raise CheckpointError(f"{repo_id} does not exist locally, and the hub is not reachable to look for it "
+                                  f"there ({offline})") from e
+        raise CheckpointError(f"no checkpoint or exported judge at {repo_id}, and no hub model of that id "
+                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+
+
+def load_hf_judge(source: str | Path, dtype: str | None = None) -> HFJudgeModule:
+    """A judge from a folder written by ``phudge export --format hf``, or a hub id of one (from the
+    local cache alone when the hub cannot be reached: ``hub_reach.unreachable``). ``CheckpointError``,
+    one line, for a hub id that is neither cached nor on a reachable hub."""
     folder = Path(source)
     if not folder.exists() and is_hub_id(str(source)):
-        from huggingface_hub import snapshot_download
-
-        try:
-            folder = Path(snapshot_download(str(source)))
-        except Exception as e:  # offline, unknown repository, no access: all mean "not found" here
-            raise FileNotFoundError(f"no checkpoint or exported judge at {source}, and no hub model of that id "
-                                    f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+        folder = download(str(source))
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
     if not is_hf_judge(folder):
         raise FileNotFoundError(f"{source} is not a judge exported with --format hf: no config.json and {SETTINGS}")
     config = json.loads((folder / SETTINGS).read_text())
