@@ -4,10 +4,11 @@ standard transformers model, with its model card; optionally push it to the hub.
     phudge export --checkpoint best.ckpt --output judge/                  # judge.json + adapter (this project)
     phudge export --checkpoint best.ckpt --output judge-hf/ --format hf   # AutoModelForSequenceClassification
     phudge export --checkpoint best.ckpt --output judge-hf/ --format hf --results vicuna.json --push-to-hub me/judge
+    phudge export --checkpoint best.ckpt --output judge-peft/ --format peft  # a PEFT adapter on the base model (a few MB)
     phudge export --checkpoint seed1.ckpt seed2.ckpt seed3.ckpt --output judges/   # an ensemble (mean score)
     phudge export --checkpoint best.ckpt --output judge-wise/ --lora-scale 0.5     # WiSE-FT: halfway to the pretrained backbone
 
-Exit status 2, with the reason on one line, when ``--format hf`` would change the judge's scores.
+Exit status 2, with the reason on one line, when ``--format hf`` or ``peft`` would change the judge's scores.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-FORMATS = ("judge", "hf")
+FORMATS = ("judge", "hf", "peft")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,7 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "several: one ensemble folder that grades each response by the mean of their scores")
     parser.add_argument("--output", required=True, help="the folder to write")
     parser.add_argument("--format", default="judge", choices=FORMATS,
-                        help="judge: this project's folder (judge.json, adapter); hf: a standard transformers model + card")
+                        help="judge: this project's folder (judge.json, adapter); hf: a standard transformers model + card; "
+                             "peft: a LoRA adapter (and the head) for the base model's sequence classifier + card")
     parser.add_argument("--lora-scale", type=float, default=1.0, metavar="LAMBDA",
                         help="write each LoRA update times LAMBDA (WiSE-FT: 0 = the pretrained backbone under the "
                              "trained head, 1 = as trained; see phudge_lightning.model.backbone.scale_lora)")
@@ -39,10 +41,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repository private")
     parser.add_argument("--token", default=None, help="hub token (default: $HF_TOKEN or the stored login)")
     args = parser.parse_args(argv)
-    if args.format == "hf" and len(args.checkpoint) > 1:
-        parser.error("--format hf writes one transformers model: an ensemble is exported with --format judge")
-    if args.format != "hf" and (args.results or args.push_to_hub or args.license):
-        parser.error("--results, --license and --push-to-hub go with --format hf")
+    if args.format != "judge" and len(args.checkpoint) > 1:
+        parser.error(f"--format {args.format} writes one model: an ensemble is exported with --format judge")
+    if args.format != "hf" and (args.results or args.license):
+        parser.error("--results and --license go with --format hf")
+    if args.format == "judge" and args.push_to_hub:
+        parser.error("--push-to-hub goes with --format hf or peft")
     return args
 
 
@@ -96,6 +100,28 @@ def export_hf_folder(args) -> int:
     return push(args, folder) if args.push_to_hub else 0
 
 
+def export_peft_folder(args) -> int:
+    from phudge_lightning.checkpoints import CheckpointError
+    from phudge_lightning.export import hf, peft
+
+    (checkpoint,) = args.checkpoint
+    try:
+        module = load_module(checkpoint, args.lora_scale)
+    except (CheckpointError, ValueError) as e:
+        print(f"phudge export: {e}", file=sys.stderr)
+        return 2
+    if hasattr(module, "members"):
+        print(f"phudge export: {checkpoint} is an ensemble: --format peft writes one adapter", file=sys.stderr)
+        return 2
+    try:
+        folder = peft.export_peft(module, args.output)
+    except hf.NotExportable as e:
+        print(f"phudge export: {checkpoint} cannot be exported as a peft adapter: {e}", file=sys.stderr)
+        return 2
+    print(f"exported to {folder} (LoRA and the head as a peft adapter of {peft.base_of(folder)}, with README.md)")
+    return push(args, folder) if args.push_to_hub else 0
+
+
 def push(args, folder: Path) -> int:
     from phudge_lightning.export import hub
 
@@ -116,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.format == "hf":
         return export_hf_folder(args)
+    if args.format == "peft":
+        return export_peft_folder(args)
     from phudge_lightning.checkpoints import CheckpointError
     from phudge_lightning.export.ensemble import export_ensemble
     from phudge_lightning.export.folder import export

@@ -87,11 +87,16 @@ def _classification_class(config):
 
 def check_exportable(module) -> None:
     """Raise ``NotExportable`` when the standard class cannot compute this judge's scores."""
-    head = _head_name(module)
     layout = module.prompt_settings.get("layout", "prometheus")
     if layout != "prometheus":
         raise NotExportable(f"prompt_template.jinja writes the Prometheus prompt; this judge reads the {layout!r} layout "
                             "(export it with --format phudge)")
+    check_head(module)
+
+
+def check_head(module) -> None:
+    """``NotExportable`` unless the standard class computes this judge's head on its backbone."""
+    head = _head_name(module)
     if not _builtin_head(module):
         raise NotExportable(f"head {module.hparams.head!r} has no standard transformers form (only {EXACT_HEADS} do)")
     if head == "causal":
@@ -135,7 +140,13 @@ def sequence_classifier(module) -> nn.Module:
     """The judge as an ``AutoModelForSequenceClassification``, sharing the (merged) backbone's
     weights: built on the meta device, then given the backbone and the head's layer."""
     check_exportable(module)
-    base = _merged_backbone(module)
+    return assemble(module, _merged_backbone(module))
+
+
+def assemble(module, base: nn.Module) -> nn.Module:
+    """``base`` (the judge's backbone, as a plain transformers model) under the judge's head, as
+    its ``AutoModelForSequenceClassification``, sharing ``base``'s weights."""
+    check_head(module)
     config = copy.deepcopy(base.config)
     for key, value in label_settings(module).items():
         setattr(config, key, value)
@@ -167,7 +178,9 @@ def sequence_classifier(module) -> nn.Module:
 def settings(module) -> dict:
     """``phudge.json``: how the judge was trained, how to build its prompt and read its score."""
     head = _head_name(module)
-    chat = bool(module.prompt_settings.get("use_chat_template", True) and getattr(module.tokenizer, "chat_template", None))
+    layout = module.prompt_settings.get("layout", "prometheus")
+    chat = bool(module.prompt_settings.get("use_chat_template", True) and layout != "phudge"
+                and getattr(module.tokenizer, "chat_template", None))
     read = {"regression": "score = logits[0]", "classification": "score = sum_k s_k softmax(logits)_k, s_k = float(id2label[k])",
             "causal": "generate; score = the number after the last [RESULT]"}[head]
     return {
@@ -180,6 +193,7 @@ def settings(module) -> dict:
             "use_chat_template": chat,
             "add_special_tokens": not chat,  # a chat template already writes the special tokens
             "max_length": module.prompt_settings.get("max_length"),
+            "layout": layout,
         },
         "max_new_tokens": module.hparams.max_new_tokens,
         "hparams": {k: v for k, v in dict(module.hparams).items() if k != "plugins"},
@@ -256,7 +270,8 @@ class HFJudgeModule(nn.Module):
         self.head = head() if head.generates else head(hidden_size=1, **({"score_range": rng} if rng else {}))
         self.max_new_tokens = config.get("max_new_tokens", 256)
         self.prompt_settings = {"max_length": config["prompt"].get("max_length"),
-                                "use_chat_template": config["prompt"].get("use_chat_template", True)}
+                                "use_chat_template": config["prompt"].get("use_chat_template", True),
+                                "layout": config["prompt"].get("layout", "prometheus")}
 
     @torch.inference_mode()
     def predict_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:

@@ -1,0 +1,187 @@
+"""``phudge export --format peft``: the judge as a PEFT adapter of a few MB, and reading any
+sequence-classification adapter (ours, or one saved as the PHUDGE authors saved theirs) as a judge.
+
+The folder is what peft's ``save_pretrained`` writes for a ``SEQ_CLS`` task: ``adapter_config.json``
+(naming the base model) and ``adapter_model.safetensors`` (the LoRA weights, and the head as the
+classifier's own layer through ``modules_to_save``: ``score`` for decoders, ``classifier`` for
+BERT), beside ``phudge.json`` (how to build the prompt and read a score, as ``--format hf``
+writes it), the tokenizer, ``prompt_template.jinja`` for the Prometheus layout, and ``README.md``.
+Plain peft and transformers score with it:
+
+    base = AutoModelForSequenceClassification.from_pretrained(BASE, num_labels=1)   # 5: classification
+    model = PeftModel.from_pretrained(base, "judge-peft/")
+
+The same forms as ``--format hf`` export (``hf.check_head``: a decoder pooled at its last token
+with a bias-free or folded head, BERT through its pooler), with a LoRA adapter to write.
+
+An adapter without ``phudge.json`` (the authors' released judges) is read with the authors'
+prompt (layout ``phudge``); one label is a regression head, several a classification head over
+the scores 1..n.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from phudge_lightning.export import hf, prompt_template
+from phudge_lightning.io import atomic_write_json
+
+CONFIG = "adapter_config.json"
+WEIGHTS = "adapter_model.safetensors"
+SETTINGS = "phudge.json"
+FORMAT = "phudge-peft/1"
+TASK = "SEQ_CLS"
+
+
+def export_peft(module, output: str | Path, *, base_model: str | None = None) -> Path:
+    """Write ``module``'s LoRA and head to ``output`` as a peft adapter (see the module docstring).
+
+    ``base_model``: the name written in ``adapter_config.json`` (default: the backbone's hub id,
+    or the name it was trained from). ``NotExportable`` before writing anything when the
+    classifier cannot hold the judge. The module's backbone is unloaded (LoRA removed) on the way."""
+    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+    from phudge_lightning.export.card import base_model_id
+
+    if hf._head_name(module) == "causal":
+        raise hf.NotExportable("--format peft writes a sequence classifier; the causal head exports with --format hf")
+    if not hasattr(module.backbone, "peft_config"):
+        raise hf.NotExportable("this judge has no LoRA adapter (a frozen or fully fine-tuned backbone): use --format hf")
+    hf.check_head(module)
+    hf._check_pad(module)
+    lora = get_peft_model_state_dict(module.backbone)
+    config = copy.deepcopy(module.backbone.peft_config["default"])
+    base = module.backbone.unload()  # the base model as it was before LoRA, shared with the judge
+    model = hf.assemble(module, base)
+    layer = next(name for name, m in model.named_children() if isinstance(m, hf.nn.Linear))
+    config.task_type, config.modules_to_save, config.inference_mode = TASK, [layer], True
+    config.base_model_name_or_path = base_model or base_model_id(module.hparams.backbone) or module.hparams.backbone
+    head = {f"{layer}.{k}": v.clone() for k, v in getattr(model, layer).state_dict().items()}
+    adapter = get_peft_model(model, config)  # (wraps the classifier layer: its weights were taken before)
+    # Our LoRA sat on the bare backbone; in the classifier that backbone is one level down.
+    prefix = "base_model.model."
+    state = {prefix + model.base_model_prefix + "." + k[len(prefix):]: v for k, v in lora.items()}
+    state.update({prefix + k: v for k, v in head.items()})
+    result = set_peft_model_state_dict(adapter, state)
+    unset = [k for k in result.unexpected_keys]
+    if unset:
+        raise RuntimeError(f"the adapter did not take {unset[:3]}")
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    adapter.save_pretrained(output)
+    module.tokenizer.save_pretrained(output)
+    settings = {**hf.settings(module), "format": FORMAT, "base_model": config.base_model_name_or_path}
+    if settings["prompt"]["layout"] == "prometheus":
+        (output / prompt_template.FILE).write_text(prompt_template.template_for(module.score_range))
+    else:
+        settings["prompt"].pop("template")
+    atomic_write_json(output / SETTINGS, settings)
+    (output / "README.md").write_text(card(settings, model.config))
+    return output
+
+
+def card(settings: dict, config) -> str:
+    """A short model card: the base model, what the adapter is, and how to score with it."""
+    base, head = settings["base_model"], settings["head"]
+    labels = config.num_labels
+    layout = settings["prompt"]["layout"]
+    prompt = ("render `prompt_template.jinja` with jinja2" + (", then the tokenizer's chat template" if
+              settings["prompt"]["use_chat_template"] else "") if layout == "prometheus" else
+              f"build the prompt in this project's `{layout}` layout (`phudge grade` does)")
+    return f"""---
+base_model: {base}
+library_name: peft
+pipeline_tag: text-classification
+tags: [llm-judge, phudge, lora]
+---
+
+# A PHUDGE judge as a LoRA adapter
+
+A {head} judge of answers on a 1-5 scale: LoRA on `{base}` and its classification layer
+(`num_labels` {labels}), trained with phudge-lightning. {settings['score']}.
+
+To score: {prompt}; tokenise it with `add_special_tokens={settings['prompt']['add_special_tokens']}`
+and read the logits of
+
+```python
+from peft import PeftModel
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+base = AutoModelForSequenceClassification.from_pretrained("{base}", num_labels={labels})
+model = PeftModel.from_pretrained(base, "THIS_FOLDER").eval()
+tokenizer = AutoTokenizer.from_pretrained("THIS_FOLDER")
+```
+
+or grade with `phudge grade --checkpoint THIS_FOLDER` (`phudge.json` holds the prompt settings).
+"""
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+def base_of(folder: str | Path) -> str:
+    """The base model an adapter folder names."""
+    return json.loads((Path(folder) / CONFIG).read_text()).get("base_model_name_or_path", "?")
+
+
+def is_peft_adapter(path: str | Path) -> bool:
+    """A folder holding ``adapter_config.json`` and its weights."""
+    path = Path(path)
+    return path.is_dir() and (path / CONFIG).is_file()
+
+
+def classifier_labels(folder: Path) -> int:
+    """How many labels the adapter's classifier layer has (its ``modules_to_save`` weight's rows)."""
+    from safetensors import safe_open
+
+    files = [folder / WEIGHTS] if (folder / WEIGHTS).is_file() else []
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no {WEIGHTS}")
+    with safe_open(str(files[0]), "pt") as f:
+        rows = [f.get_slice(k).get_shape()[0] for k in f.keys() if k.endswith((".score.weight", ".classifier.weight"))]
+    if not rows:
+        raise ValueError(f"{folder / WEIGHTS}: no classifier layer (score or classifier) among the adapter's weights: "
+                         "was it saved with task_type SEQ_CLS?")
+    return rows[0]
+
+
+def load_peft_judge(source: str | Path, dtype: str | None = None) -> hf.HFJudgeModule:
+    """A judge from a peft sequence-classification adapter folder (or the hub id of one): the
+    base model it names, as ``AutoModelForSequenceClassification``, with the adapter applied."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from datamodules.backbones import EMBEDDED, resolve_backbone
+
+    folder = Path(source)
+    if not folder.exists():
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(str(source)))
+    config = json.loads((folder / CONFIG).read_text())
+    if config.get("task_type") != TASK:
+        raise ValueError(f"{folder / CONFIG}: field 'task_type' is {config.get('task_type')!r}; a judge is a "
+                         f"{TASK!r} adapter (a sequence classifier)")
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{folder / CONFIG}: field 'base_model_name_or_path' is missing")
+    ours = json.loads((folder / SETTINGS).read_text()) if (folder / SETTINGS).is_file() else None
+    labels = classifier_labels(folder)
+    head = ours["head"] if ours else ("regression" if labels == 1 else "classification")
+    score_range = (ours or {}).get("hparams", {}).get("score_range") or ([1, 5] if labels == 1 else [1, labels])
+    # A base this project embeds is read from the package (offline), not fetched by its hub id.
+    path = resolve_backbone(next((name for name, e in EMBEDDED.items() if e.hub_id == base), base))
+    tokenizer = AutoTokenizer.from_pretrained(folder if (folder / "tokenizer_config.json").is_file() else path)
+    kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=labels, **kwargs)
+    if tokenizer.pad_token is None:  # as the authors' script: pad with the end-of-sequence token
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model = PeftModel.from_pretrained(model, folder).eval()
+    settings = ours or {"head": head, "max_new_tokens": 0,
+                        "prompt": {"layout": "phudge", "use_chat_template": False, "max_length": None}}
+    settings = {**settings, "hparams": {**settings.get("hparams", {}), "score_range": score_range}}
+    return hf.HFJudgeModule(model, tokenizer, settings).eval()
