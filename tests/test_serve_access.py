@@ -319,3 +319,24 @@ def test_the_command_passes_keys_queue_and_load_time_to_the_app(monkeypatch, cap
     assert served["config"].host == "0.0.0.0" and served["config"].access_log is False  # the app logs each request once
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "2 API keys" in logged and "flag-key" not in logged and "env-key" not in logged
+
+
+class SlowJudge:
+    """Grades every record 3.0 after 0.2 s a batch: a judge far slower than a burst."""
+
+    module, score_range = None, (1.0, 5.0)
+
+    def grade_records(self, records, batch_size):
+        time.sleep(0.2)
+        return [Grade(score=3.0) for _ in records]
+
+
+def test_a_burst_of_clients_gets_only_200s_and_503s():
+    from phudge_lightning.bench.serve import burst
+
+    body = json.dumps({"instruction": "q", "response": "a"}).encode()
+    with InThreadServer(SlowJudge(), max_batch_size=4, batch_timeout=0.01, max_queue=4) as served:
+        result = burst(served.port, [body], 150, timeout=60)
+        assert result.answered and result.ok + result.shed == 150, (result.other, result.failed)
+        assert 4 <= result.ok < 150 and result.shed > 0 and result.shed_without_retry_after == 0
+        assert served.call("/health")[2]["queued"] == 0
