@@ -211,7 +211,7 @@ def test_a_full_queue_answers_503_with_retry_after_and_every_request_taken_is_an
     judge = HeldJudge()
     one = {"instruction": "q", "response": "a"}
     with InThreadServer(judge, max_batch_size=1, batch_timeout=0.0, max_queue=3) as served, ThreadPoolExecutor(8) as pool:
-        batcher = served.app.app.app.app.app.state.batcher  # AccessLog > RequireKey > BodyLimit > ShedLoad > FastAPI
+        batcher = served.app.batcher
         taken = [pool.submit(served.call, "/grade", one) for _ in range(2)]
         wait_for(lambda: batcher.queued == 2)
         # Two more records would bring the queue over 3: refused by the batcher, after parsing.
@@ -238,7 +238,7 @@ def test_a_full_queue_answers_503_with_retry_after_and_every_request_taken_is_an
 def test_the_client_retries_503_honouring_retry_after():
     judge = HeldJudge()
     with InThreadServer(judge, max_batch_size=1, batch_timeout=0.0, max_queue=1) as served, ThreadPoolExecutor(2) as pool:
-        batcher = served.app.app.app.app.app.state.batcher
+        batcher = served.app.batcher
         first = pool.submit(served.call, "/grade", {"instruction": "q", "response": "a"})
         wait_for(lambda: batcher.queued == 1)
         impatient = JudgeClient(served.url, retries=0, timeout=10)

@@ -76,7 +76,7 @@ from fastapi.exceptions import RequestValidationError
 from phudge_lightning.grades import graded
 from phudge_lightning.judge_options import add_judge_arguments, judge_options
 from phudge_lightning.serve.access import AccessLog
-from phudge_lightning.serve.auth import ENV, RequireKey, api_keys, is_loopback
+from phudge_lightning.serve.auth import ENV, PUBLIC, RequireKey, api_keys, is_loopback
 from phudge_lightning.serve.batcher import Batcher, Overloaded
 from phudge_lightning.serve.errors import (
     check_echoed,
@@ -202,10 +202,11 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
         """Prometheus metrics, in its text format."""
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    public = ("/health", "/metrics") if metrics_public else ("/health",)
-    routes = {route.path for route in app.routes}
+    public = (*PUBLIC, "/metrics") if metrics_public else PUBLIC
     guarded = RequireKey(BodyLimit(ShedLoad(app, batcher, GRADING), max_body_bytes), api_keys, public)
-    return AccessLog(guarded, metrics, routes)
+    served = AccessLog(guarded, metrics, {route.path for route in app.routes})
+    served.batcher = batcher  # its queue, for whoever embeds the app
+    return served
 
 
 # -- the command ----------------------------------------------------------------------------------
