@@ -207,7 +207,7 @@ def wait_for(condition, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
-def test_a_full_queue_answers_503_with_retry_after_and_every_request_taken_is_answered():
+def test_a_full_queue_answers_503_with_retry_after_and_every_request_taken_is_answered(caplog):
     judge = HeldJudge()
     one = {"instruction": "q", "response": "a"}
     with InThreadServer(judge, max_batch_size=1, batch_timeout=0.0, max_queue=3) as served, ThreadPoolExecutor(8) as pool:
@@ -215,8 +215,10 @@ def test_a_full_queue_answers_503_with_retry_after_and_every_request_taken_is_an
         taken = [pool.submit(served.call, "/grade", one) for _ in range(2)]
         wait_for(lambda: batcher.queued == 2)
         # Two more records would bring the queue over 3: refused by the batcher, after parsing.
-        status, head, answer = served.call("/grade", [one, one])
+        with caplog.at_level(logging.INFO, logger="phudge_lightning.serve.access"):
+            status, head, answer = served.call("/grade", [one, one])
         assert status == 503 and int(head["Retry-After"]) >= 1 and "overloaded" in answer["message"]
+        assert caplog.records[-1].getMessage().startswith("POST /grade 503 records=0 ")  # nothing graded
         taken.append(pool.submit(served.call, "/grade", one))
         wait_for(lambda: batcher.queued == 3)
         # Full: refused at once, before the body is parsed (a body that is not even JSON gets 503, not 400).

@@ -153,8 +153,8 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
         items = body if many else [body]
         records = [request_record(item.model_dump(), (i,) if many else (), score_range=score_range)
                    for i, item in enumerate(items)]
-        request.state.records = len(records)
         grades = await batcher.grade(records)
+        request.state.records = len(records)  # graded: the access log's count
         results = [graded(r.extra, g) for r, g in zip(records, grades)]
         return results if many else results[0]
 
@@ -166,8 +166,8 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
         shared = body.model_dump(exclude={"response_a", "response_b", "tie_margin"})
         records = [request_record({**shared, "response": body.response_a}, (), {"response": "response_a"}),
                    request_record({**shared, "response": body.response_b}, (), {"response": "response_b"})]
-        request.state.records = len(records)
         grade_a, grade_b = await batcher.grade(records)
+        request.state.records = len(records)
         return compare_grades(grade_a, grade_b, body.tie_margin).to_dict()
 
     @app.post("/rank", response_model=RankResult, response_model_exclude_none=True, responses=ERRORS)
@@ -185,8 +185,9 @@ def create_app(judge, max_batch_size: int = 16, batch_timeout: float = 0.01, max
             check_echoed(item, ("responses", i))
             records.append(request_record({**shared, "response": text}, (), {"response": name}))
             items.append(item)
+        grades = await batcher.grade(records)
         request.state.records = len(records)
-        return extra | rank_grades(await batcher.grade(records), items).to_dict()
+        return extra | rank_grades(grades, items).to_dict()
 
     @app.get("/health", response_model=Health)
     async def health():
