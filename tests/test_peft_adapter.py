@@ -140,11 +140,12 @@ def test_export_peft_scores_alike_in_plain_peft_and_read_back(kind, head, settin
     assert judge_scores(Judge(peft.load_peft_judge(folder), device="cpu")) == pytest.approx(expected, abs=1e-4)
 
 
-def test_a_judge_without_an_adapter_or_with_a_plain_bias_is_refused(tiny_llama_dir, tmp_path):
+def test_a_fully_fine_tuned_judge_or_a_plain_bias_is_refused(tiny_llama_dir, tmp_path):
     from phudge_lightning.model.module import JudgeModule
 
-    with pytest.raises(hf.NotExportable, match="no LoRA adapter"):
-        peft.export_peft(JudgeModule(backbone=str(tiny_llama_dir), lora=None), tmp_path / "a")
+    full = JudgeModule(backbone=str(tiny_llama_dir), full_finetune=True, head_params={"bias": "folded"})
+    with pytest.raises(hf.NotExportable, match="fully fine-tuned"):
+        peft.export_peft(full, tmp_path / "a")
     with pytest.raises(hf.NotExportable, match="has no bias"):
         peft.export_peft(trained_module(tiny_llama_dir, "regression"), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -1,7 +1,7 @@
-"""Every shipped recipe trains a judge that ``phudge export --format hf`` writes: each config, as
-its header says to run it, built on a tiny backbone of its kind, one training step taken (so a
-folded bias has its direction and has moved), exported, loaded back with transformers alone,
-and graded alike."""
+"""Every shipped recipe trains a judge that ``phudge export --format hf`` and ``--format peft``
+write: each config, as its header says to run it, built on a tiny backbone of its kind, one
+training step taken (so a folded bias has its direction and has moved), exported both ways,
+loaded back (transformers alone; peft on the base model) and graded alike."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from heads.folded import FoldedBias
-from phudge_lightning.export import hf
+from phudge_lightning.export import hf, peft
 from phudge_lightning.judge import Judge
 from phudge_lightning.model.module import JudgeModule
 
@@ -80,15 +80,24 @@ def test_every_recipe_exports_to_transformers(parser, path, tiny_llama_dir, tiny
         ([f"reads the {data.layout!r} layout"] if data.layout == "conversation" else [])
     if reasons:
         pytest.xfail(" and ".join(reasons) + ": no transformers class computes it (export with --format phudge)")
-    torch.manual_seed(0)
-    module = JudgeModule(**tiny_settings(model, tiny_bert_dir if encoder else tiny_llama_dir))
-    module.prompt_settings = {"layout": data.layout, "use_chat_template": data.use_chat_template, "max_length": 128}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    def trained():
+        torch.manual_seed(0)
+        module = JudgeModule(**tiny_settings(model, tiny_bert_dir if encoder else tiny_llama_dir))
+        module.prompt_settings = {"layout": data.layout, "use_chat_template": data.use_chat_template, "max_length": 128}
         one_step(module, data.layout)
         if isinstance(getattr(module.head, "proj", None), FoldedBias):
             assert module.head.proj.has_direction  # the decoder recipes' bias, set by the step
-        before = [g.score for g in Judge(module, device="cpu").grade_many(RECORDS)]
-        folder = hf.export_hf(module, tmp_path / "hf")  # refuses (NotExportable) what it cannot hold
-        after = [g.score for g in Judge(hf.load_hf_judge(folder), device="cpu").grade_many(RECORDS)]
-    assert after == pytest.approx(before, abs=1e-4)
+        return module
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = scores(Judge(trained(), device="cpu"))
+        # Each refuses (NotExportable) what it cannot hold; a Judge merges LoRA, so each gets its own copy.
+        as_hf = scores(Judge(hf.load_hf_judge(hf.export_hf(trained(), tmp_path / "hf")), device="cpu"))
+        as_peft = scores(Judge(peft.load_peft_judge(peft.export_peft(trained(), tmp_path / "peft")), device="cpu"))
+    assert as_hf == pytest.approx(before, abs=1e-4) and as_peft == pytest.approx(before, abs=1e-4)
+
+
+def scores(judge) -> list:
+    """The scores of RECORDS; a generating judge's text where it wrote no score (random tiny weights)."""
+    return [g.score if g.score is not None else g.feedback for g in judge.grade_many(RECORDS)]

@@ -41,23 +41,59 @@ def export_peft(module, output: str | Path, *, base_model: str | None = None) ->
     ``base_model``: the name written in ``adapter_config.json`` (default: the backbone's hub id,
     or the name it was trained from). ``NotExportable`` before writing anything when the
     classifier cannot hold the judge. The module's backbone is unloaded (LoRA removed) on the way."""
-    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-
     from phudge_lightning.export.card import base_model_id
 
+    if module.hparams.full_finetune:
+        raise hf.NotExportable("a fully fine-tuned backbone is not an adapter of its base model: use --format hf")
+    name = base_model or base_model_id(module.hparams.backbone) or module.hparams.backbone
     if hf._head_name(module) == "causal":
-        raise hf.NotExportable("--format peft writes a sequence classifier; the causal head exports with --format hf")
+        adapter = causal_adapter(module, name)
+    else:
+        adapter = classifier_adapter(module, name)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    adapter.save_pretrained(output)
+    module.tokenizer.save_pretrained(output)
+    settings = {**hf.settings(module), "format": FORMAT, "base_model": name}
+    if settings["prompt"]["layout"] == "prometheus":
+        (output / prompt_template.FILE).write_text(prompt_template.template_for(module.score_range))
+    else:
+        settings["prompt"].pop("template")
+    atomic_write_json(output / SETTINGS, settings)
+    (output / "README.md").write_text(card(settings, adapter.base_model.model.config))
+    return output
+
+
+def causal_adapter(module, name: str):
+    """The causal judge's own peft model (LoRA on the language model), as a ``CAUSAL_LM`` adapter."""
     if not hasattr(module.backbone, "peft_config"):
-        raise hf.NotExportable("this judge has no LoRA adapter (a frozen or fully fine-tuned backbone): use --format hf")
+        raise hf.NotExportable("this causal judge has no LoRA adapter: it is its base model (use --format hf)")
+    config = module.backbone.peft_config["default"]
+    config.task_type, config.inference_mode, config.base_model_name_or_path = "CAUSAL_LM", True, name
+    return module.backbone
+
+
+def classifier_adapter(module, name: str):
+    """The judge as its base model's sequence classifier with LoRA and the head (``modules_to_save``)
+    in a ``SEQ_CLS`` peft model; a frozen backbone gets a LoRA of rank 1 that changes nothing
+    (B = 0), for peft needs one."""
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+    from phudge_lightning.model.backbone import lora_targets
+
     hf.check_head(module)
     hf._check_pad(module)
-    lora = get_peft_model_state_dict(module.backbone)
-    config = copy.deepcopy(module.backbone.peft_config["default"])
-    base = module.backbone.unload()  # the base model as it was before LoRA, shared with the judge
+    if hasattr(module.backbone, "peft_config"):
+        lora = get_peft_model_state_dict(module.backbone)
+        config = copy.deepcopy(module.backbone.peft_config["default"])
+        base = module.backbone.unload()  # the base model as it was before LoRA, shared with the judge
+    else:
+        lora, base = {}, module.backbone
+        config = LoraConfig(r=1, lora_alpha=1, target_modules=lora_targets(base.config.model_type))
     model = hf.assemble(module, base)
-    layer = next(name for name, m in model.named_children() if isinstance(m, hf.nn.Linear))
+    layer = next(n for n, m in model.named_children() if isinstance(m, hf.nn.Linear))
     config.task_type, config.modules_to_save, config.inference_mode = TASK, [layer], True
-    config.base_model_name_or_path = base_model or base_model_id(module.hparams.backbone) or module.hparams.backbone
+    config.base_model_name_or_path = name
     head = {f"{layer}.{k}": v.clone() for k, v in getattr(model, layer).state_dict().items()}
     adapter = get_peft_model(model, config)  # (wraps the classifier layer: its weights were taken before)
     # Our LoRA sat on the bare backbone; in the classifier that backbone is one level down.
@@ -65,27 +101,17 @@ def export_peft(module, output: str | Path, *, base_model: str | None = None) ->
     state = {prefix + model.base_model_prefix + "." + k[len(prefix):]: v for k, v in lora.items()}
     state.update({prefix + k: v for k, v in head.items()})
     result = set_peft_model_state_dict(adapter, state)
-    unset = [k for k in result.unexpected_keys]
-    if unset:
-        raise RuntimeError(f"the adapter did not take {unset[:3]}")
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    adapter.save_pretrained(output)
-    module.tokenizer.save_pretrained(output)
-    settings = {**hf.settings(module), "format": FORMAT, "base_model": config.base_model_name_or_path}
-    if settings["prompt"]["layout"] == "prometheus":
-        (output / prompt_template.FILE).write_text(prompt_template.template_for(module.score_range))
-    else:
-        settings["prompt"].pop("template")
-    atomic_write_json(output / SETTINGS, settings)
-    (output / "README.md").write_text(card(settings, model.config))
-    return output
+    if result.unexpected_keys:
+        raise RuntimeError(f"the adapter did not take {result.unexpected_keys[:3]}")
+    return adapter
 
 
 def card(settings: dict, config) -> str:
     """A short model card: the base model, what the adapter is, and how to score with it."""
     base, head = settings["base_model"], settings["head"]
     labels = config.num_labels
+    cls, loaded = (("AutoModelForCausalLM", f'"{base}"') if head == "causal" else
+                   ("AutoModelForSequenceClassification", f'"{base}", num_labels={labels}'))
     layout = settings["prompt"]["layout"]
     prompt = ("render `prompt_template.jinja` with jinja2" + (", then the tokenizer's chat template" if
               settings["prompt"]["use_chat_template"] else "") if layout == "prometheus" else
@@ -99,17 +125,17 @@ tags: [llm-judge, phudge, lora]
 
 # A PHUDGE judge as a LoRA adapter
 
-A {head} judge of answers on a 1-5 scale: LoRA on `{base}` and its classification layer
-(`num_labels` {labels}), trained with phudge-lightning. {settings['score']}.
+A {head} judge of answers on a 1-5 scale: LoRA on `{base}`{"" if head == "causal" else f" and its classification layer (`num_labels` {labels})"},
+trained with phudge-lightning. To read a score: {settings['score']}.
 
 To score: {prompt}; tokenise it with `add_special_tokens={settings['prompt']['add_special_tokens']}`
-and read the logits of
+and run
 
 ```python
 from peft import PeftModel
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import {cls}, AutoTokenizer
 
-base = AutoModelForSequenceClassification.from_pretrained("{base}", num_labels={labels})
+base = {cls}.from_pretrained({loaded})
 model = PeftModel.from_pretrained(base, "THIS_FOLDER").eval()
 tokenizer = AutoTokenizer.from_pretrained("THIS_FOLDER")
 ```
@@ -161,21 +187,27 @@ def load_peft_judge(source: str | Path, dtype: str | None = None) -> hf.HFJudgeM
 
         folder = Path(snapshot_download(str(source)))
     config = json.loads((folder / CONFIG).read_text())
-    if config.get("task_type") != TASK:
+    ours = json.loads((folder / SETTINGS).read_text()) if (folder / SETTINGS).is_file() else None
+    causal = config.get("task_type") == "CAUSAL_LM" and ours is not None and ours.get("head") == "causal"
+    if config.get("task_type") != TASK and not causal:
         raise ValueError(f"{folder / CONFIG}: field 'task_type' is {config.get('task_type')!r}; a judge is a "
-                         f"{TASK!r} adapter (a sequence classifier)")
+                         f"{TASK!r} adapter (a sequence classifier), or a CAUSAL_LM one with our {SETTINGS}")
     base = config.get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{folder / CONFIG}: field 'base_model_name_or_path' is missing")
-    ours = json.loads((folder / SETTINGS).read_text()) if (folder / SETTINGS).is_file() else None
-    labels = classifier_labels(folder)
+    labels = None if causal else classifier_labels(folder)
     head = ours["head"] if ours else ("regression" if labels == 1 else "classification")
-    score_range = (ours or {}).get("hparams", {}).get("score_range") or ([1, 5] if labels == 1 else [1, labels])
+    score_range = (ours or {}).get("hparams", {}).get("score_range") or ([1, 5] if labels in (None, 1) else [1, labels])
     # A base this project embeds is read from the package (offline), not fetched by its hub id.
     path = resolve_backbone(next((name for name, e in EMBEDDED.items() if e.hub_id == base), base))
     tokenizer = AutoTokenizer.from_pretrained(folder if (folder / "tokenizer_config.json").is_file() else path)
     kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=labels, **kwargs)
+    if causal:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=labels, **kwargs)
     if tokenizer.pad_token is None:  # as the authors' script: pad with the end-of-sequence token
         tokenizer.pad_token = tokenizer.eos_token
     if model.config.pad_token_id is None:
