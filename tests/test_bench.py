@@ -13,6 +13,7 @@ import torch
 
 from datamodules.records import validate_record
 from phudge_lightning import bench
+from phudge_lightning.bench import flops, generative, profiler
 from phudge_lightning.bench import speed as bench_speed
 from phudge_lightning.bench import train as bench_train
 from phudge_lightning.judge import BatchStats, Judge, length_batches
@@ -116,8 +117,8 @@ def test_padded_batches_grade_like_rows_alone_and_count_padding(module):
 def test_non_embedding_parameters_and_peak(module):
     total = sum(p.numel() for n, p in module.backbone.named_parameters() if "lora_" not in n)
     embedding = module.backbone.get_input_embeddings().weight.numel()
-    assert bench_speed.non_embedding_parameters(module.backbone) == total - embedding
-    assert bench_speed.peak_matmul_flops(torch.float32, torch.device("cpu"), size=64, seconds=0.01) > 0
+    assert flops.non_embedding_parameters(module.backbone) == total - embedding
+    assert flops.peak_matmul_flops(torch.float32, torch.device("cpu"), size=64, seconds=0.01) > 0
 
 
 @pytest.mark.parametrize("kind", ["llama", "phi3", "bert"])
@@ -132,20 +133,20 @@ def test_forward_flops_are_what_torch_counts_in_a_real_forward(kind):
 
     config = tiny_config(kind, tiny_tokenizer(chat=kind != "bert"))
     model = AutoModel.from_config(config, attn_implementation="eager").eval()  # (the counter misses CPU SDPA)
-    layers, width, causal = bench_speed.attention_shape(config)
+    layers, width, causal = flops.attention_shape(config)
     assert (layers, width, causal) == (2, 32, kind != "bert")
     linear = sum(m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "pooler" not in n)
     pooler = 2 * 32 * 32 if kind == "bert" else 0  # BERT's pooler reads the first token only
     for t in (7, 40):
         with FlopCounterMode(display=False) as counter, torch.inference_mode():
             model(input_ids=torch.randint(5, 100, (1, t)))
-        counted = bench_speed.forward_flops(model, [t], config=config)
+        counted = flops.forward_flops(model, [t], config=config)
         assert counted["weights"] == 2 * linear * t + pooler
         full_attention = 4 * layers * width * t * t
         assert counter.get_total_flops() == counted["weights"] + full_attention
         assert counted["attention"] == (4 * layers * width * t * (t + 1) // 2 if causal else full_attention)
     # summed over prompts: 2 x 8 x (7 + 40) ... and the pairs of each
-    both = bench_speed.forward_flops(model, [7, 40], config=config)
+    both = flops.forward_flops(model, [7, 40], config=config)
     assert both["weights"] == 2 * linear * 47 + 2 * pooler
     pairs = 7 * 8 // 2 + 40 * 41 // 2 if causal else 49 + 1600
     assert both["attention"] == 4 * layers * width * pairs
@@ -153,7 +154,7 @@ def test_forward_flops_are_what_torch_counts_in_a_real_forward(kind):
 
 def test_new_token_counts():
     generated = torch.tensor([[5, 6, 2, 2], [5, 6, 7, 8], [2, 2, 2, 2]])
-    assert bench_speed.new_token_counts(generated, {2}) == [3, 4, 1]
+    assert generative.new_token_counts(generated, {2}) == [3, 4, 1]
 
 
 def test_bench_speed_json(tiny_llama_dir, small_records_file, capsys):
@@ -197,9 +198,9 @@ def test_bench_speed_profile_shares(tiny_llama_dir, small_records_file, capsys):
 
 
 def test_op_class():
-    assert bench_speed.op_class("aten::addmm") == bench_speed.op_class("aten::mm") == "matmul"
-    assert bench_speed.op_class("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention"
-    assert bench_speed.op_class("aten::mul") == bench_speed.op_class("aten::rsqrt") == "other"
+    assert profiler.op_class("aten::addmm") == profiler.op_class("aten::mm") == "matmul"
+    assert profiler.op_class("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention"
+    assert profiler.op_class("aten::mul") == profiler.op_class("aten::rsqrt") == "other"
 
 
 # -- bench train -----------------------------------------------------------------------------------

@@ -29,83 +29,17 @@ from pathlib import Path
 
 import torch
 
+from phudge_lightning.bench.flops import (
+    forward_flops,
+    non_embedding_parameters,
+    peak_matmul_flops,
+    resolve_dtype,
+    synchronize,
+)
+from phudge_lightning.bench.generative import bench_generative
+from phudge_lightning.bench.profiler import profile_judge
+
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared/data/benchmarks/vicuna_eval.json"
-
-
-# -- measurements --------------------------------------------------------------------------------
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_matmul_flops(dtype: torch.dtype, device: torch.device, size: int = 2048, seconds: float = 1.0) -> float:
-    """The best FLOP/s of ``size`` x ``size`` matmuls over timed rounds that last ``seconds`` in all
-    (the best round: the machine's peak, not its average under another process's load)."""
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    flops, best, spent, calls = 2 * size**3, 0.0, 0.0, 1
-    for _ in range(2):
-        a @ b  # warm-up (and oneDNN's first-call kernel choice)
-    synchronize(device)
-    while spent < seconds:
-        start = time.perf_counter()
-        for _ in range(calls):
-            a @ b
-        synchronize(device)
-        elapsed = time.perf_counter() - start
-        spent += elapsed
-        best = max(best, calls * flops / elapsed)
-        if elapsed < seconds / 20:
-            calls *= 2
-    return best
-
-
-def non_embedding_parameters(model: torch.nn.Module) -> int:
-    """Parameters that a token's forward multiplies by: all but embedding tables and LoRA factors
-    (merged into the weights they adapt, see ``Judge``)."""
-    embedding = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
-    return sum(p.numel() for name, p in model.named_parameters() if id(p) not in embedding and "lora_" not in name)
-
-
-def attention_shape(config) -> tuple[int, int, bool]:
-    """(layers, query heads x head size, causal) of a transformers config."""
-    from datamodules.backbones import is_encoder
-
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return config.num_hidden_layers, heads * head_dim, not is_encoder(config)
-
-
-def forward_flops(model: torch.nn.Module, lengths: list[int], config=None) -> dict[str, int]:
-    """The matmul FLOPs of one forward over each prompt of ``lengths``, summed (2 FLOPs a multiply-add):
-
-        weights(T)   = 2 x W x T + 2 x W1   W: the weights of every ``nn.Linear`` the tokens pass
-                                            through; W1: those of a pooler, which reads one token
-        attention(T) = 4 x L x (h x d) x P(T)   Q.K^T and A.V in each of L layers, h query heads of size d;
-                                            P(T) = T(T+1)/2 query-key pairs under a causal mask (flash
-                                            kernels skip the masked half), T^2 for an encoder
-
-    Grouped KV heads do not change it (every query head still meets every key). Elementwise work
-    (norms, softmax, activations, rotary) is not counted, as in the MFU convention. ``model`` is the
-    backbone as it runs (LoRA merged: its factors would count otherwise)."""
-    per_token = per_row = 0
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.Linear):
-            if "pooler" in name.split("."):
-                per_row += m.weight.numel()
-            else:
-                per_token += m.weight.numel()
-    layers, width, causal = attention_shape(config or model.config)
-    pairs = sum(t * (t + 1) // 2 if causal else t * t for t in lengths)
-    return {"weights": 2 * per_token * sum(lengths) + 2 * per_row * len(lengths), "attention": 4 * layers * width * pairs}
-
-
-def resolve_dtype(name: str, device: torch.device, peaks: dict[str, float]) -> str:
-    """``auto``: the dtype of the higher measured matmul peak (bf16 on CPUs with AMX or AVX512-BF16)."""
-    if name != "auto":
-        return name
-    return max(peaks, key=peaks.get)
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -113,7 +47,7 @@ def percentile(values: list[int], q: float) -> float:
     return float(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))])
 
 
-# -- the two judges ------------------------------------------------------------------------------
+# -- the head judge ------------------------------------------------------------------------------
 def bench_judge(judge, records: list, batch_size: int, repeat: int = 1) -> dict:
     """Time ``judge.grade_many`` over ``records`` (best of ``repeat``), after a one-row warm-up."""
     from phudge_lightning.judge import BatchStats
@@ -137,90 +71,6 @@ def bench_judge(judge, records: list, batch_size: int, repeat: int = 1) -> dict:
     seconds, stats, grades = best
     return {"seconds": seconds, "warmup_s": warmup_s, "tokenise_s": tokenise_s, "stats": stats,
             "lengths": [len(e.input_ids) for e in encoded], "scored": sum(g.score is not None for g in grades)}
-
-
-MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation", "mkldnn::_linear_pointwise")
-
-
-def op_class(name: str) -> str:
-    """``matmul`` (the limit counts these FLOPs), ``attention`` (SDPA's kernels: T^2 work the limit
-    leaves out) or ``other`` (norms, activations, rotary, copies, the head, Python)."""
-    if name in MATMUL_OPS or name.startswith("mkldnn::_linear"):
-        return "matmul"
-    if "scaled_dot_product" in name or "flash_attention" in name:
-        return "attention"
-    return "other"
-
-
-def profile_judge(judge, records: list, batch_size: int) -> dict:
-    """Where the judge's time goes: the share of CPU self-time per ``op_class`` over one
-    ``grade_many`` pass (torch.profiler; its own overhead makes the pass slower), and the
-    time spent in matmul kernels (``matmul_s``). The counted FLOPs over ``matmul_s`` against the
-    peak (``matmul_efficiency``) is the most of the limit the judge could reach with every
-    non-matmul cost gone. ``attention_s`` is the time in SDPA's kernels, work the limit does not
-    count: t_limit / (t_limit + attention_s), t_limit = counted FLOPs / peak, is the most of the
-    limit any judge with this attention kernel could reach, its matmuls at the peak and every other
-    cost gone (``attention_bound``)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if judge.device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        judge.grade_many(records, batch_size=batch_size)
-    attr = "self_device_time_total" if judge.device.type == "cuda" else "self_cpu_time_total"
-    spent = {"matmul": 0.0, "attention": 0.0, "other": 0.0}
-    for event in prof.key_averages():
-        spent[op_class(event.key)] += getattr(event, attr)
-    total = sum(spent.values()) or 1.0
-    return {f"{k}_share": v / total for k, v in spent.items()} | {"matmul_s": spent["matmul"] / 1e6,
-                                                                  "attention_s": spent["attention"] / 1e6}
-
-
-def new_token_counts(generated: torch.Tensor, eos_ids: set[int]) -> list[int]:
-    """Tokens each row generated, up to and including its first EOS."""
-    counts = []
-    for row in generated.tolist():
-        stop = next((i for i, t in enumerate(row) if t in eos_ids), None)
-        counts.append(len(row) if stop is None else stop + 1)
-    return counts
-
-
-def eos_token_ids(model, tokenizer) -> set[int]:
-    ids = model.generation_config.eos_token_id
-    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
-    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
-
-
-@torch.inference_mode()
-def bench_generative(model, tokenizer, prompts: list[list[int]], batch_size: int, max_new_tokens: int,
-                     device: torch.device) -> dict:
-    """Greedy, batched, left-padded ``generate`` with a KV cache over ``prompts`` (token ids), as
-    Prometheus judges: a feedback, then ``[RESULT] n``."""
-    from datamodules.batching import Collator
-    from heads.causal import parse_score
-
-    collate = Collator(tokenizer.pad_token_id, "left")
-    settings = dict(do_sample=False, use_cache=True, pad_token_id=tokenizer.pad_token_id)
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # length-sorted: least padding
-    eos = eos_token_ids(model, tokenizer)
-    shortest = collate([{"input_ids": prompts[order[-1]], "index": 0}])
-    model.generate(input_ids=shortest["input_ids"].to(device), attention_mask=shortest["attention_mask"].to(device),
-                   max_new_tokens=2, **settings)  # warm-up
-    counts, parsed, slots, tokens = [], 0, 0, 0
-    synchronize(device)
-    start = time.perf_counter()
-    for i in range(0, len(order), batch_size):
-        batch = collate([{"input_ids": prompts[j], "index": 0} for j in order[i : i + batch_size]])
-        ids = batch["input_ids"].to(device)
-        out = model.generate(input_ids=ids, attention_mask=batch["attention_mask"].to(device),
-                             max_new_tokens=max_new_tokens, **settings)
-        new = out[:, ids.shape[1]:]
-        counts += new_token_counts(new, eos)
-        parsed += sum(parse_score(t) is not None for t in tokenizer.batch_decode(new, skip_special_tokens=True))
-        tokens += int(batch["attention_mask"].sum())
-        slots += batch["attention_mask"].numel()
-    synchronize(device)
-    return {"seconds": time.perf_counter() - start, "new_tokens": counts, "parsed": parsed,
-            "padding_waste": 1 - tokens / slots if slots else 0.0}
 
 
 # -- the benchmark -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ process, in bf16:
 - judge: ``Judge.grade_many`` (tokenisation, length-grouped batches, forward, head) on
   prompts built to about ``--seq-len`` tokens, at the best batch size;
 - generative: the same weights writing up to ``--max-new-tokens`` tokens greedily, batched and
-  left-padded with a KV cache (``phudge_lightning.bench.speed.bench_generative``).
+  left-padded with a KV cache (``phudge_lightning.bench.generative.bench_generative``).
 
 MFU = 2 x non-embedding parameters x tokens x judgments/s over the GPU's dense bf16 peak
 (H100/H200 SXM: 989 TFLOP/s); the measured matmul peak is reported beside it.
@@ -35,9 +35,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[3]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the project, and tests/tiny.py's tokenizer
 
-from phudge_lightning.bench.speed import (  # noqa: E402
-    bench_generative, non_embedding_parameters, peak_matmul_flops, synchronize,
-)
+from phudge_lightning.bench.flops import non_embedding_parameters, peak_matmul_flops, synchronize  # noqa: E402
+from phudge_lightning.bench.generative import bench_generative  # noqa: E402
 
 PRESETS = {
     # microsoft/Phi-3-mini-4k-instruct's sizes: 3.8B parameters
