@@ -94,3 +94,15 @@ def test_the_encoder_tokenises_the_markup_as_text_with_special_tokens():
     assert encoder.text(given) == EXPECTED[("rubric", "reference")]
     assert encoder.encode(given).input_ids == tokenizer(EXPECTED[("rubric", "reference")])["input_ids"]
     assert encoder.encode(given).input_ids[0] == tokenizer.bos_token_id
+
+
+@pytest.mark.parametrize("rubric", [None, "a plain rubric", RUBRIC, "  "])
+@pytest.mark.parametrize("reference", [None, "ref\nanswer \n", ""])
+@pytest.mark.parametrize("context", [None, "one passage", ["p1", "p2"]])
+def test_the_exported_template_renders_the_layout(rubric, reference, context):
+    from datamodules.records import validate_record
+    from phudge_lightning.export.prompt_template import render_template
+
+    raw = {"instruction": "Q? {{ not jinja }}\n", "response": " A %} B \n\n", "rubric": rubric,
+           "reference_answer": reference, "context": context}
+    assert render_template(layout="phudge", **raw) == render(validate_record(raw, require_score=False))

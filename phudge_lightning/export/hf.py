@@ -88,9 +88,9 @@ def _classification_class(config):
 def check_exportable(module) -> None:
     """Raise ``NotExportable`` when the standard class cannot compute this judge's scores."""
     layout = module.prompt_settings.get("layout", "prometheus")
-    if layout != "prometheus":
-        raise NotExportable(f"prompt_template.jinja writes the Prometheus prompt; this judge reads the {layout!r} layout "
-                            "(export it with --format phudge)")
+    if layout not in prompt_template.LAYOUTS:
+        raise NotExportable(f"prompt_template.jinja writes the {' or '.join(prompt_template.LAYOUTS)} prompt; this judge "
+                            f"reads the {layout!r} layout (export it with --format phudge)")
     check_head(module)
 
 
@@ -214,7 +214,8 @@ def export_hf(module, output: str | Path) -> Path:
     model.config.pad_token_id = module.tokenizer.pad_token_id
     model.save_pretrained(output)
     module.tokenizer.save_pretrained(output)
-    (output / prompt_template.FILE).write_text(prompt_template.template_for(module.score_range))
+    (output / prompt_template.FILE).write_text(prompt_template.template_for(module.score_range,
+                                                                             module.prompt_settings.get("layout", "prometheus")))
     atomic_write_json(output / SETTINGS, settings(module))
     return output
 

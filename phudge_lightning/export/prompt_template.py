@@ -14,10 +14,12 @@ context (text or a list of passages) being given or not; blank fields count as n
 from __future__ import annotations
 
 FILE = "prompt_template.jinja"
+LAYOUTS = ("prometheus", "phudge")  # the layouts written as a template (not the chat one, ``conversation``)
 
 # Whitespace matters: this renders byte for byte like render(). Tags strip the newline before
 # them ({%-) only where render() has no text between sections.
-TEMPLATE = """\
+# The fields as render() reads them: a rubric object as its text, passages joined, blank as absent.
+PREAMBLE = """\
 {%- if rubric is mapping -%}
 {%- set rubric = "[" ~ rubric["criteria"] ~ "]" ~ "\\nScore 1: " ~ rubric["score1_description"] ~ "\\nScore 2: " ~ rubric["score2_description"] ~ "\\nScore 3: " ~ rubric["score3_description"] ~ "\\nScore 4: " ~ rubric["score4_description"] ~ "\\nScore 5: " ~ rubric["score5_description"] -%}
 {%- endif -%}
@@ -25,6 +27,8 @@ TEMPLATE = """\
 {%- set has_context = context is string and context.strip() != "" -%}
 {%- set has_reference = reference_answer is string and reference_answer.strip() != "" -%}
 {%- set has_rubric = rubric is string and rubric.strip() != "" -%}
+"""
+TEMPLATE = PREAMBLE + """\
 {%- set parts = ["an instruction (which may contain an input)", "a response to evaluate"] -%}
 {%- if has_context -%}{%- set parts = parts + ["passages of context retrieved for the instruction"] -%}{%- endif -%}
 {%- if has_reference -%}{%- set parts = parts + ["a reference answer that would get a score of 5"] -%}{%- endif -%}
@@ -61,22 +65,56 @@ TEMPLATE = """\
 ###Feedback: """
 
 
+def _phudge_template() -> str:
+    """The PHUDGE authors' prompt (``datamodules.phudge_prompt.render``) as a template: each
+    section stripped as theirs is, the task text chosen by the reference answer and the rubric."""
+    import json
+
+    from datamodules.phudge_prompt import TASKS
+
+    def task(ref: bool, rub: bool) -> str:
+        return json.dumps(TASKS[(ref, rub)])  # a JSON string is a Jinja string literal
+
+    return (PREAMBLE + """\
+{%- set user = "###The instruction to evaluate:\\n" ~ instruction ~ "\\n\\n###Response to evaluate:\\n" ~ response -%}
+{%- if has_context -%}{%- set user = user ~ "\\n\\n###Context:\\n" ~ context -%}{%- endif -%}
+{%- set sections = [user | trim] -%}
+{%- if has_reference -%}{%- set sections = sections + [("###Reference Answer (Score 5):\\n" ~ reference_answer) | trim] -%}{%- endif -%}
+{%- if has_rubric -%}{%- set sections = sections + [("###Score Rubrics:\\n" ~ rubric) | trim] -%}{%- endif -%}
+<|system|>
+{% if has_reference and has_rubric %}""" + "{{ " + task(True, True) + " }}"
+            + "{% elif has_rubric %}{{ " + task(False, True) + " }}"
+            + "{% elif has_reference %}{{ " + task(True, False) + " }}"
+            + "{% else %}{{ " + task(False, False) + " }}{% endif %}"
+            + """<|end|>
+
+<|user|>
+{{ sections | join("\\n\\n") }}<|end|>
+
+<|assistant|>{{ "\\n" }}""")  # (an expression: jinja drops a template's final newline)
+
+
 def _shown(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def template_for(score_range=(1, 5)) -> str:
+def template_for(score_range=(1, 5), layout: str = "prometheus") -> str:
     """The template of a judge on ``score_range``: its task text names that range, as
     ``render(record, score_range)`` does. (A rubric given as an object is written with the five
-    1..5 descriptions; on another range give the rubric as text.)"""
+    1..5 descriptions; on another range give the rubric as text.) ``layout="phudge"``: the
+    authors' prompt, whose text names 1..5 whatever the range."""
+    if layout == "phudge":
+        return _phudge_template()
+    if layout not in LAYOUTS:
+        raise ValueError(f"no template for the {layout!r} layout")
     low, high = _shown(score_range[0]), _shown(score_range[1])
     return (TEMPLATE.replace("would get a score of 5", f"would get a score of {high}")
             .replace("an integer from 1 to 5", f"an integer from {low} to {high}"))
 
 
-def render_template(score_range=(1, 5), **fields) -> str:
+def render_template(score_range=(1, 5), layout: str = "prometheus", **fields) -> str:
     """The template rendered as a user would: ``jinja2.Template(text).render(...)``."""
     import jinja2
 
     fields = {k: fields.get(k) for k in ("instruction", "response", "rubric", "reference_answer", "context")}
-    return jinja2.Template(template_for(score_range)).render(**fields)
+    return jinja2.Template(template_for(score_range, layout)).render(**fields)
