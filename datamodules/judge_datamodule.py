@@ -23,12 +23,12 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from datamodules import mixing
-from datamodules.backbones import load_tokenizer
 from datamodules.batching import Collator, LengthGroupedBatchSampler
 from datamodules.datasets import GradingDataset, ItemDataset, mixing_length, to_dataset
 from datamodules.prompt import PromptEncoder, token_budget
 from datamodules.records import Pair, Record, score_scale
 from datamodules.sources import DEMO, load_items, load_records
+from datamodules.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from datamodules.backbones import is_encoder, load_tokenizer
+from datamodules.backbones import EMBEDDED, backbone_files, is_encoder
+from datamodules.tokenizer import load_tokenizer
+from phudge_lightning.model.gguf import resolve_backbone
 from phudge_lightning.model.backbone import LORA_TARGETS, apply_lora, default_pooling, load_backbone, lora_targets, pool
 from tiny import tiny_model
 
@@ -158,3 +162,22 @@ def test_lora_layers_to_transform_on_a_bare_model(kind):
     wrapped = apply_lora(model, {"r": 2, "layers_to_transform": [last]}, full_finetune=False)
     adapted = [n for n, m in wrapped.named_modules() if hasattr(m, "lora_A")]
     assert adapted and all(f".{last}." in n for n in adapted)
+
+
+def test_a_backbone_not_embedded_is_handed_on_as_it_is(tiny_llama_dir):
+    assert backbone_files(str(tiny_llama_dir)) == (str(tiny_llama_dir), None)
+    assert resolve_backbone(str(tiny_llama_dir)) == str(tiny_llama_dir)
+
+
+@pytest.mark.embedded("smollm2-135m")
+def test_a_gguf_backbone_is_read_from_its_gguf_until_converted_then_from_the_cache(tmp_path, monkeypatch):
+    # The tokenizer's side (datamodules) reads the GGUF file as it is; only the model's side
+    # (resolve_backbone) converts it, and not again once the cache holds it.
+    monkeypatch.setenv("PHUDGE_CACHE", str(tmp_path))
+    path, gguf_file = backbone_files("smollm2-135m")
+    assert gguf_file == EMBEDDED["smollm2-135m"].gguf_file and (Path(path) / gguf_file).is_file()
+    converted = tmp_path / "smollm2-135m"
+    converted.mkdir()
+    (converted / "config.json").write_text("{}")
+    assert backbone_files("smollm2-135m") == (str(converted), None)
+    assert resolve_backbone("smollm2-135m") == str(converted)

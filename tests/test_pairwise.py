@@ -156,7 +156,7 @@ def test_a_mixed_fit_logs_pair_accuracy_beside_the_correlations(tmp_path, tiny_b
 def test_rubric_dropout_is_one_draw_for_both_sides_of_a_pair(tiny_bert_dir):
     from datamodules.datasets import ItemDataset
     from datamodules.prompt import PromptEncoder
-    from datamodules.backbones import load_tokenizer
+    from datamodules.tokenizer import load_tokenizer
 
     rubric = {"criteria": "Kind?", **{f"score{k}_description": f"level {k}" for k in range(1, 6)}}
     pair = Pair(Record("Say hi.", "Hi!", rubric=rubric, reference_answer="Hello!"),

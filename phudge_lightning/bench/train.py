@@ -77,7 +77,7 @@ class PlainJudge(torch.nn.Module):
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModel
 
-        from datamodules.backbones import resolve_backbone
+        from phudge_lightning.model.gguf import resolve_backbone
         from phudge_lightning.model.backbone import lora_targets
 
         model = AutoModel.from_pretrained(resolve_backbone(backbone), dtype=dtype, attn_implementation="sdpa")

@@ -37,7 +37,7 @@ def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "a
         "p99_tokens": None,
     }
     if backbone:
-        from datamodules.backbones import load_tokenizer
+        from datamodules.tokenizer import load_tokenizer
         from datamodules.prompt import PromptEncoder
 
         encoder = PromptEncoder(load_tokenizer(backbone), score_range=score_range, layout=layout)

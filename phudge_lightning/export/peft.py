@@ -180,7 +180,8 @@ def load_peft_judge(source: str | Path, dtype: str | None = None) -> hf.HFJudgeM
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from datamodules.backbones import EMBEDDED, resolve_backbone
+    from datamodules.backbones import EMBEDDED
+    from phudge_lightning.model.gguf import resolve_backbone
 
     folder = Path(source)
     if not folder.exists():

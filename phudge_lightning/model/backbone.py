@@ -7,7 +7,8 @@ import logging
 import torch
 from torch import nn
 
-from datamodules.backbones import is_encoder, resolve_backbone
+from datamodules.backbones import is_encoder
+from phudge_lightning.model.gguf import resolve_backbone
 
 log = logging.getLogger(__name__)
 

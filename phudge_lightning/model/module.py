@@ -16,10 +16,10 @@ from torchmetrics import MaxMetric, MeanMetric
 import heads
 import losses
 from heads.folded import FoldedBias
-from datamodules.backbones import load_tokenizer
 from datamodules.judge_datamodule import adopt_former_state
 from datamodules.prompt_settings import prompt_settings_of
 from datamodules.records import DEFAULT_SCORE_RANGE, check_score_range
+from datamodules.tokenizer import load_tokenizer
 from phudge_lightning.model.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pooled
 from phudge_lightning.metrics import score_metrics
 
