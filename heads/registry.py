@@ -17,7 +17,9 @@ module and the data module ask the head instead of testing its name:
   scored by generation, not in the validation loop.
 
 and two methods: ``scores(prediction)`` -> (N,) and ``probabilities(prediction)`` -> (N, K) or
-None. A head that takes ``score_range`` in ``__init__`` is given the judge's (``model.score_range``);
+None. From them the registry gives every head ``outputs(prediction)``, what a judge returns for
+a batch: ``{"score": scores}`` plus ``"probabilities"`` where the head has them (a head may
+define its own). A head that takes ``score_range`` in ``__init__`` is given the judge's (``model.score_range``);
 one that does not works on 1..5 only. A ``loss_target(score)`` method, where there is one, maps
 the scores before the loss sees them (the classification head: a score's class position).
 """
@@ -32,12 +34,21 @@ HEADS: dict[str, type] = {}
 OPTIONAL = {"label_key": "score", "generates": False}
 
 
+def outputs(head, prediction) -> dict:
+    """``score`` (N,) and, where the head has a distribution, ``probabilities`` (N, K)."""
+    out = {"score": head.scores(prediction)}
+    probabilities = head.probabilities(prediction)
+    if probabilities is not None:
+        out["probabilities"] = probabilities
+    return out
+
+
 def register_head(name: str) -> Callable[[type], type]:
     def decorator(cls: type) -> type:
         for attribute in ("target", "default_loss", "uses_lm_head"):
             if not hasattr(cls, attribute):
                 raise TypeError(f"head {name!r} ({cls.__name__}) must define the class attribute {attribute!r}")
-        for attribute, default in OPTIONAL.items():
+        for attribute, default in {**OPTIONAL, "outputs": outputs}.items():
             if not hasattr(cls, attribute):
                 setattr(cls, attribute, default)
         if name in HEADS and HEADS[name] is not cls:

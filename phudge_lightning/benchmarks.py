@@ -80,6 +80,9 @@ BENCHMARKS.update({
     "rewardbench": _spec("rewardbench", split=rewardbench.SPLIT, report=rewardbench.rewardbench_metrics),
 })
 
+# The file names of the paper's evaluation sets as released with Prometheus (``--data FOLDER``).
+FILES = {"vicuna": "vicuna_eval.json", "mt_bench": "mt_bench_eval.json", "hhh": "hhh_alignment_eval.json"}
+
 
 # -- loading -------------------------------------------------------------------------------------
 def _strip(record: Record, rubric_free: bool, reference_free: bool) -> Record:

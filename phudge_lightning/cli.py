@@ -19,7 +19,7 @@ COMMANDS = {
     "grade": ("phudge_lightning.grade", "grade a JSON-lines file, resumably, in input order"),
     "rank": ("phudge_lightning.rank", "rank many answers to each instruction of a JSON-lines file, resumably"),
     "rubrics": ("phudge_lightning.rubrics", "list the rubrics that can be given by name (--rubric helpfulness)"),
-    "evaluate": ("phudge_lightning.evaluate", "measure a judge (or the length baseline) on a benchmark"),
+    "evaluate": ("phudge_lightning.evaluate", "measure a judge, an ensemble or the length baseline on benchmarks and a validation split"),
     "serve": ("phudge_lightning.serve", "serve a judge over HTTP with dynamic batching"),
     "bench": ("phudge_lightning.bench", "speed benchmarks: bench speed | bench train | bench serve"),
     "report": ("phudge_lightning.report", "plot validation curves and tabulate the final metrics of runs"),
@@ -57,7 +57,7 @@ class PhudgeCLI(LightningCLI):
 
         parser.add_lightning_class_args(JudgePredictionWriter, "predict_writer")
 
-    # --ckpt_path of every kind (phudge_lightning.checkpoints), checked before Lightning reads it.
+    # --ckpt_path of every format with a checkpoint (phudge_lightning.formats), checked before Lightning reads it.
     def before_fit(self) -> None:
         self._any_checkpoint("fit")
 
@@ -78,12 +78,14 @@ class PhudgeCLI(LightningCLI):
         that these strategies can take (ZeRO's is partitioned and flattened)."""
         from lightning.pytorch.strategies import DeepSpeedStrategy
 
-        from phudge_lightning.checkpoints import CheckpointError, JudgeCheckpointIO, kind_of
+        from phudge_lightning.formats import CheckpointError
+        from phudge_lightning.formats.registry import checkpoint_kind
+        from phudge_lightning.formats.trainer_io import JudgeCheckpointIO
 
         path = self.config_init[subcommand].get("ckpt_path")
         if not path or str(path) in ("last", "best", "hpc") or str(path).startswith("registry"):
             return  # Lightning's own names for checkpoints it finds
-        kind = kind_of(path)
+        kind = checkpoint_kind(path)
         strategy = self.trainer.strategy
         if isinstance(strategy, DeepSpeedStrategy):
             return
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int | None:
     if argv[0] not in LIGHTNING:
         print(f"phudge: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    from phudge_lightning.checkpoints import CheckpointError
+    from phudge_lightning.formats import CheckpointError
 
     try:
         # From the shell, LightningCLI reads sys.argv itself (it warns when given both).

@@ -66,12 +66,12 @@ def run_file_command(prog: str, label: str, args, process) -> int:
     paths = prepare_files(prog, args)
     if paths is None:
         return 2
-    from phudge_lightning.checkpoints import CheckpointError
+    from phudge_lightning.formats import CheckpointError
     from phudge_lightning.judge import Judge
 
     try:
         judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
-    except CheckpointError as e:
+    except (CheckpointError, ValueError) as e:  # (ValueError: --lora-scale on a judge without LoRA)
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
     return run_with_progress(label, *paths, lambda advance, report: process(

@@ -30,8 +30,10 @@ from datamodules.batching import Collator
 from datamodules.prompt import Encoded, PromptEncoder, token_budget
 from datamodules.records import DEFAULT_SCORE_RANGE, Record, validate_record
 from phudge_lightning.grades import Grade, grades_from_outputs
-from phudge_lightning.metrics import verdict  # noqa: F401  (re-exported: phudge_lightning.judge.verdict)
-from phudge_lightning.model.backbone import scale_lora
+from phudge_lightning.formats import DEFAULT, load
+from phudge_lightning.formats.registry import resolve
+from phudge_lightning.metrics import pairwise_probabilities, verdict  # noqa: F401  (re-exported from here too)
+from phudge_lightning.model.inference import prepare
 
 
 @dataclass
@@ -51,13 +53,6 @@ class Comparison:
         """``winner``, ``score_a``, ``score_b`` and ``margin`` always (null without a score);
         ``p_a_better`` and ``p_tie`` when both grades have probabilities."""
         return {k: v for k, v in asdict(self).items() if v is not None or k not in ("p_a_better", "p_tie")}
-
-
-def pairwise_probabilities(p_a: list[float], p_b: list[float]) -> tuple[float, float]:
-    """P(X_A > X_B) = sum_{i > j} p_a[i] p_b[j] and P(X_A = X_B) = sum_i p_a[i] p_b[i]."""
-    a, b = torch.tensor(p_a, dtype=torch.float64), torch.tensor(p_b, dtype=torch.float64)
-    joint = torch.outer(a, b)
-    return float(torch.tril(joint, diagonal=-1).sum()), float(torch.diagonal(joint).sum())
 
 
 @dataclass
@@ -95,45 +90,22 @@ def length_batches(lengths: list[int], batch_size: int, max_padding: float = 0.0
     return batches
 
 
-DEFAULT = "default"
-
-
 def default_judge_path() -> Path:
     """The exported judge shipped in the package (``phudge_lightning/judges/default``, trained by
-    ``configs/judge.yaml``): used when no checkpoint is given."""
-    from phudge_lightning.export.ensemble import ENSEMBLE
-    from phudge_lightning.export.folder import CONFIG
-
-    path = Path(__file__).resolve().parent / "judges" / DEFAULT
-    if not ((path / CONFIG).exists() or (path / ENSEMBLE).exists()):
-        raise FileNotFoundError(f"the shipped judge is missing from {path}: reinstall the package, or pass a checkpoint")
-    return path
+    ``configs/judge.yaml``): what ``Judge.load()`` reads when no checkpoint is given."""
+    return resolve(DEFAULT)
 
 
 class Judge:
     def __init__(self, module, *, max_length: int | None = None, device: str | None = None, batch_size: int = 8,
                  dtype: str | None = None, lora_scale: float = 1.0):
-        """Wrap a trained ``JudgeModule``, which is made ready for inference only: its LoRA adapter
-        is merged into the weights and removed. ``max_length`` defaults to the one used in
-        training. ``dtype``: run the backbone in this dtype (``bfloat16``: 2.6-3.4x float32 on
-        CPUs with AMX, see ``phudge bench speed``) instead of the trained one.
-
-        ``lora_scale`` (lambda) interpolates the backbone between the pretrained and the fine-tuned
-        weights before the merge, as WiSE-FT does (Wortsman et al., 2022):
-        W = W0 + lambda * (alpha / r) * B A, the head unchanged; 1 is the judge as trained, 0 the
-        pretrained backbone under the trained head."""
-        self.module = module.eval()
-        scale_lora(module, lora_scale)  # before the merge below, which merges B A as scaled
-        for one in getattr(module, "members", [module]):  # an ensemble's members, or the module
-            # A peft model: fold LoRA into the weights it adapts and drop peft's wrappers, whose
-            # per-layer Python costs 5-10% of a CPU forward even once merged (phudge bench speed).
-            # Before any cast: a LoRA update merged in bfloat16 would be partly rounded away.
-            if hasattr(one.backbone, "merge_and_unload"):
-                one.backbone = one.backbone.merge_and_unload()
-            if dtype is not None:
-                # The backbone only: the head stays in float32 (heads cast their input), so close
-                # scores are not rounded to bfloat16's 3 digits and tied.
-                one.backbone.to(getattr(torch, dtype))
+        """Wrap a judge (a ``JudgeModule``, a ``TransformersJudge`` or an ensemble: see
+        ``model/scoring.py``), made ready for inference only by ``model.inference.prepare``: its
+        LoRA updates times ``lora_scale`` (WiSE-FT: 1 the judge as trained, 0 the pretrained
+        backbone under the trained head), then merged into the weights; the backbone in ``dtype``
+        (``bfloat16``: 2.6-3.4x float32 on CPUs with AMX, see ``phudge bench speed``) instead of
+        the trained one. ``max_length`` defaults to the one used in training."""
+        self.module = prepare(module, lora_scale=lora_scale, dtype=dtype)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module.to(self.device)
         settings = getattr(module, "prompt_settings", {}) or {}
@@ -152,22 +124,14 @@ class Judge:
         self.stats = BatchStats()
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT, **kwargs) -> "Judge":
-        """A judge from any checkpoint ``phudge_lightning.checkpoints`` reads: a ``.ckpt`` file or a
+    def load(cls, path: str | Path | list = DEFAULT, **kwargs) -> "Judge":
+        """A judge from anything ``phudge_lightning.formats`` reads: a ``.ckpt`` file or a
         DeepSpeed folder written by ``phudge fit``, a folder from ``phudge export`` (either format,
         or an ensemble of several judges), the hub id of one exported with ``--format hf``, or
-        ``"default"``: the judge shipped in this package (``default_judge_path()``).
-        ``CheckpointError``, one line, for anything else."""
-        from phudge_lightning.checkpoints import is_transformers_judge, load_module
-
-        path = default_judge_path() if str(path) == DEFAULT else path
-
-        if is_transformers_judge(path):
-            from phudge_lightning.export.hf import load_hf_judge
-
-            return cls(load_hf_judge(path), **kwargs)
-
-        return cls(load_module(path), **kwargs)
+        ``"default"``: the judge shipped in this package (``default_judge_path()``); a list of
+        them grades as one ensemble (``model/ensemble.py``). ``CheckpointError``, one line, for
+        anything else."""
+        return cls(load(path), **kwargs)
 
     # -- absolute grading ------------------------------------------------------------------------
     def grade(self, instruction: str, response: str, rubric: str | dict | None = None,

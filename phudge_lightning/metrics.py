@@ -69,6 +69,14 @@ def verdict(score_a: float | None, score_b: float | None, tie_margin: float = 0.
     return "A" if score_a > score_b else "B"
 
 
+def pairwise_probabilities(p_a: list[float], p_b: list[float]) -> tuple[float, float]:
+    """P(X_A > X_B) = sum_{i > j} p_a[i] p_b[j] and P(X_A = X_B) = sum_i p_a[i] p_b[i], for
+    independent X_A ~ p_a and X_B ~ p_b over the judge's integer scores."""
+    a, b = torch.tensor(p_a, dtype=torch.float64), torch.tensor(p_b, dtype=torch.float64)
+    joint = torch.outer(a, b)
+    return float(torch.tril(joint, diagonal=-1).sum()), float(torch.diagonal(joint).sum())
+
+
 # -- benchmark figures -------------------------------------------------------------------------------------
 def _value(x: torch.Tensor) -> float | None:
     x = float(x)

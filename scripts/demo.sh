@@ -24,8 +24,8 @@ phudge validate --config configs/cpu-minilm.yaml --ckpt_path "$best" --trainer.l
 # The paper's benchmarks, when the shared data sits beside the project.
 bench=../shared/data/benchmarks
 if [ -f "$bench/vicuna_eval.json" ]; then
-  phudge evaluate --checkpoint "$best" --benchmark vicuna --data "$bench/vicuna_eval.json" --output "$run/vicuna.json"
-  phudge evaluate --baseline length --benchmark vicuna --data "$bench/vicuna_eval.json"
+  phudge evaluate --checkpoint "$best" --benchmark vicuna mt_bench hhh --data "$bench" --output "$run/benchmarks.json"
+  phudge evaluate --baseline length --benchmark vicuna mt_bench hhh --data "$bench"
 fi
 phudge grade --checkpoint "$best" --input examples/grade.jsonl --output "$run/graded.jsonl"
 cat "$run/graded.jsonl"

@@ -21,10 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from phudge_lightning.checkpoints import (
-    DEEPSPEED_STATES, KINDS, CheckpointError, deepspeed_states_file, kind_of, read_checkpoint,
-    saved_weight_names,
-)
+from phudge_lightning.formats import FORMATS, CheckpointError, kind_of, load, read_checkpoint
+from phudge_lightning.model.deepspeed_states import DEEPSPEED_STATES, deepspeed_states_file, saved_weight_names
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/deepspeed-zero2-tiny-phi3"
 BENCHMARKS = Path(__file__).resolve().parents[2] / "shared/data/benchmarks"
@@ -93,8 +91,9 @@ def test_each_kind_is_told_by_what_it_holds(in_fixture, tmp_path):
     assert kind_of(tmp_path / "named-anyhow.bin").name == "lightning"  # a torch archive, whatever its name
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "judge.json").write_text("{}")
-    assert kind_of(tmp_path / "export").name == "export"
-    assert [k.name for k in KINDS] == ["export", "deepspeed", "lightning"]
+    (tmp_path / "export" / "trained.safetensors").write_bytes(b"")
+    assert kind_of(tmp_path / "export").name == "judge"
+    assert list(FORMATS) == ["judge", "deepspeed", "lightning", "ensemble", "hf"]
 
 
 @pytest.mark.parametrize("what", ["absent", "text file", "hf folder", "export cut short"])
@@ -249,7 +248,7 @@ def test_grade_evaluate_export_give_the_scores_of_the_module_they_came_from(in_f
     for path in (folder, tmp_path / "export"):  # the Python API, both folders
         assert [g.score for g in Judge.load(path, device="cpu").grade_many(rows)] == pytest.approx(
             [g.score for g in expected], abs=1e-5)
-    module = JudgeModule.load_from_checkpoint(folder)
+    module = load(folder)
     assert torch.equal(module.head.proj.weight, reference.module.head.proj.weight)
 
     if BENCHMARKS.is_dir():

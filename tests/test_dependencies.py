@@ -2,7 +2,8 @@
 
 - ``heads`` and ``losses`` import nothing of the project (plugins stay torch-only);
 - ``datamodules`` imports none of ``heads``, ``losses``, ``phudge_lightning``;
-- nothing imports the CLI (``phudge_lightning.cli``): it is the top of the graph.
+- nothing imports the CLI (``phudge_lightning.cli``): it is the top of the graph;
+- no module imports itself through others: the modules of every package form no circle.
 
 Imports inside functions count too (``ast.walk`` sees every ``import`` statement).
 """
@@ -31,23 +32,28 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every module an ``import`` or ``from ... import`` in the file names, relative ones resolved."""
+def imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, names) of every ``import`` (names empty) and ``from ... import`` in the file,
+    relative ones resolved."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
-    found: set[str] = set()
+    found: list[tuple[str, list[str]]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found.extend((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-            # ``from phudge_lightning import cli`` imports the submodule
-            found.update(f"{base}.{alias.name}" for alias in node.names)
+            found.append((base, [alias.name for alias in node.names]))
     return found
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module an ``import`` or ``from ... import`` in the file names (``from phudge_lightning
+    import cli`` imports the submodule: both count)."""
+    return {module for base, names in imports(path) for module in (base, *(f"{base}.{n}" for n in names))}
 
 
 def source_files() -> list[Path]:
@@ -88,3 +94,67 @@ def test_the_checker_sees_a_new_arrow(tmp_path, monkeypatch, package, line, forb
     (tmp_path / package / "new_plugin.py").write_text(f"def f():\n    {line}\n")
     monkeypatch.setitem(globals(), "REPO", tmp_path)
     assert bool(violations()) is forbidden
+
+
+# -- no circle ----------------------------------------------------------------------------------
+def project_imports(path: Path, modules: set[str]) -> set[str]:
+    """The project's modules that ``path`` imports: ``from package import name`` names the
+    submodule where ``package.name`` is one, else the package (its ``__init__``). The packages
+    above an imported module, which Python runs first, are not counted (the top-level ones are
+    lazy, and each subpackage's ``__init__`` is a module of its own here)."""
+    found = {f"{base}.{n}" if f"{base}.{n}" in modules else base for base, names in imports(path) for n in names}
+    found |= {base for base, names in imports(path) if not names}
+    return found & modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {module_name(path): path for path in source_files()}
+    return {name: project_imports(path, set(files)) - {name} for name, path in files.items()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_module_imports_itself_through_others():
+    graph = import_graph()
+    assert "phudge_lightning.formats.registry" in graph  # the graph sees the packages' modules
+    assert circles(graph) == []
+
+
+def test_the_circle_checker_sees_a_circle_through_a_function(tmp_path, monkeypatch):
+    for name in PACKAGES:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / "phudge_lightning" / "a.py").write_text("from phudge_lightning.b import f\n")
+    (tmp_path / "phudge_lightning" / "b.py").write_text("def f():\n    from phudge_lightning import a\n")
+    (tmp_path / "phudge_lightning" / "c.py").write_text("from phudge_lightning import a, b\n")
+    monkeypatch.setitem(globals(), "REPO", tmp_path)
+    assert circles(import_graph()) == [["phudge_lightning.a", "phudge_lightning.b"]]

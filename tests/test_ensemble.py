@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import judge_module, phudge_grade_scores
-from phudge_lightning.checkpoints import CheckpointError, check_paths, kind_of, load_module
 from phudge_lightning.export.command import main as export_main
-from phudge_lightning.export.folder import export
+from phudge_lightning.formats import CheckpointError, check_paths, load, save
+from phudge_lightning.formats.registry import checkpoint_kind
 from phudge_lightning.judge import Judge
 
 RECORDS = [
@@ -30,7 +30,7 @@ def grades(path_or_module):
 
 
 def test_an_exported_ensemble_grades_by_the_mean_of_its_members(tiny_llama_dir, tmp_path):
-    members = [export(judge_module(tiny_llama_dir, "classification", seed), tmp_path / f"judge-{seed}") for seed in (0, 1, 2)]
+    members = [save(judge_module(tiny_llama_dir, "classification", seed), tmp_path / f"judge-{seed}", "judge") for seed in (0, 1, 2)]
     alone = [grades(path) for path in members]
     assert alone[0][0].score != pytest.approx(alone[1][0].score, abs=1e-3)  # the members differ
 
@@ -65,8 +65,8 @@ def test_an_ensemble_of_regression_judges_has_no_probabilities(tiny_llama_dir, t
 
 
 def test_members_that_read_another_prompt_or_scale_are_refused(tiny_llama_dir, tmp_path, capsys):
-    one = export(judge_module(tiny_llama_dir, "classification", 0), tmp_path / "one")
-    ten = export(judge_module(tiny_llama_dir, "classification", 1, score_range=[1, 10]), tmp_path / "ten")
+    one = save(judge_module(tiny_llama_dir, "classification", 0), tmp_path / "one", "judge")
+    ten = save(judge_module(tiny_llama_dir, "classification", 1, score_range=[1, 10]), tmp_path / "ten", "judge")
     assert export_main(["--checkpoint", str(one), str(ten), "--output", str(tmp_path / "bad")]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # (transformers' loading bars come first)
     assert last.startswith("phudge export: ") and "member 2 has score_range=[1, 10]" in last
@@ -79,25 +79,25 @@ def test_members_that_read_another_prompt_or_scale_are_refused(tiny_llama_dir, t
 
 
 def test_commands_that_take_one_judge_name_a_member_and_a_broken_ensemble_is_named(tiny_llama_dir, tmp_path):
-    members = [export(judge_module(tiny_llama_dir, "classification", seed), tmp_path / f"m{seed}") for seed in (0, 1)]
+    members = [save(judge_module(tiny_llama_dir, "classification", seed), tmp_path / f"m{seed}", "judge") for seed in (0, 1)]
     assert export_main(["--checkpoint", *map(str, members), "--output", str(tmp_path / "ens")]) == 0
-    with pytest.raises(CheckpointError, match=r"ensemble of judges .*member-1"):
-        kind_of(tmp_path / "ens")  # e.g. phudge validate --ckpt_path: one judge's weights
+    with pytest.raises(CheckpointError, match=r"an ensemble folder \(ensemble.json\), not one judge's checkpoint"):
+        checkpoint_kind(tmp_path / "ens")  # e.g. phudge validate --ckpt_path: one judge's weights
     import shutil
 
     shutil.rmtree(tmp_path / "ens" / "member-2")
     with pytest.raises(CheckpointError, match="missing members: .*member-2"):
-        load_module(tmp_path / "ens")
+        load(tmp_path / "ens")
     (tmp_path / "ens" / "ensemble.json").write_text('{"members": "member-1"}')
     with pytest.raises(CheckpointError, match="must list at least 2"):
-        load_module(tmp_path / "ens")
+        load(tmp_path / "ens")
 
 
 @pytest.mark.slow
 def test_phudge_serve_grades_with_an_ensemble_folder(tiny_llama_dir, tmp_path):
     from test_serving import Server, request
 
-    members = [export(judge_module(tiny_llama_dir, "classification", seed), tmp_path / f"m{seed}") for seed in (5, 6)]
+    members = [save(judge_module(tiny_llama_dir, "classification", seed), tmp_path / f"m{seed}", "judge") for seed in (5, 6)]
     assert export_main(["--checkpoint", *map(str, members), "--output", str(tmp_path / "ens")]) == 0
     expected = grades(tmp_path / "ens")[0]
     served = Server(tmp_path / "ens", tmp_path / "server.log")

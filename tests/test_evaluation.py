@@ -89,9 +89,9 @@ def test_absolute_predictions_hold_score_and_label(tmp_path, vicuna_like):
 
 
 def test_ensemble_scores_are_the_mean_and_missing_stays_missing():
-    from phudge_lightning.evaluate.run import ensemble_scores
+    from phudge_lightning.model.ensemble import mean_scores
 
-    assert ensemble_scores([[1.0, 2.0, None], [3.0, 5.0, 4.0]]) == [2.0, 3.5, None]
+    assert mean_scores([[1.0, 2.0, None], [3.0, 5.0, 4.0]]) == [2.0, 3.5, None]
 
 
 def test_length_baseline_with_tie_labels_and_margin(tmp_path):
@@ -114,12 +114,12 @@ def test_length_baseline_with_tie_labels_and_margin(tmp_path):
 
 
 def test_judge_on_absolute_and_relative_sets(tmp_path, tiny_llama_dir, vicuna_like):
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
     from phudge_lightning.judge import Judge
     from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora={"r": 2, "alpha": 4, "dropout": 0.0})
-    folder = export(module, tmp_path / "judge")
+    folder = save(module, tmp_path / "judge", "judge")
     path, _ = vicuna_like
     result = run(tmp_path, "--checkpoint", str(folder), "--benchmark", "vicuna", "--data", str(path), "--device", "cpu",
                  "--batch-size", "4")
@@ -130,7 +130,7 @@ def test_judge_on_absolute_and_relative_sets(tmp_path, tiny_llama_dir, vicuna_li
     assert result["pearson"] == pytest.approx(stats.pearsonr(scores, [r.score for r in bench.items])[0], abs=1e-4)
 
     # An ensemble of this judge and another one scores each row by the mean of the two.
-    other = export(JudgeModule(backbone=str(tiny_llama_dir), head="regression"), tmp_path / "other")
+    other = save(JudgeModule(backbone=str(tiny_llama_dir), head="regression"), tmp_path / "other", "judge")
     other_scores = [g.score for g in Judge.load(other, device="cpu").grade_many(bench.records())]
     predictions = tmp_path / "ensemble.jsonl"
     both = run(tmp_path, "--checkpoint", str(folder), str(other), "--benchmark", "vicuna", "--data", str(path),
@@ -182,10 +182,10 @@ def test_pairs_with_an_empty_answer_are_counted_and_invalid_rows_name_the_whole_
 
 
 def test_a_judge_grades_the_empty_answers(tmp_path, tiny_llama_dir):
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
     from phudge_lightning.model.module import JudgeModule
 
-    folder = export(JudgeModule(backbone=str(tiny_llama_dir), head="classification"), tmp_path / "judge")
+    folder = save(JudgeModule(backbone=str(tiny_llama_dir), head="classification"), tmp_path / "judge", "judge")
     path = autoj_with_empty_answers(tmp_path / "autoj.jsonl")
     predictions = tmp_path / "pairs.jsonl"
     result = run(tmp_path, "--checkpoint", str(folder), "--benchmark", "autoj", "--data", str(path), "--device", "cpu",
@@ -216,3 +216,74 @@ def test_length_baseline_reproduces_the_published_floor(tmp_path):
     assert round(mt_bench["pearson"], 2) == 0.32
     hhh = run(tmp_path, "--baseline", "length", "--benchmark", "hhh", "--data", str(BENCHMARKS / "hhh_alignment_eval.json"))
     assert round(hhh["accuracy"], 2) == 0.63 and hhh["n"] == 221
+
+
+def hhh_like(path: Path, n: int = 8) -> Path:
+    rows = [{"chosen_instruction": prompt(f"Q{i}", "a fine answer " * (1 + i % 3)),
+             "rejected_instruction": prompt(f"Q{i}", "no " * (1 + (i * 5) % 4))} for i in range(n)]
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def validation_config(tmp_path, backbone) -> Path:
+    """A training config whose validation split holds the pairs of two sources."""
+    from conftest import write_jsonl
+
+    files = []
+    for name, answer in (("bread", "Bread is flour, water and salt."), ("tea", "Tea is leaves steeped in hot water.")):
+        rows = [{"chosen": f"\n\nHuman: Tell me about {name} {i}\n\nAssistant: " + (answer if i % 3 else "No."),
+                 "rejected": f"\n\nHuman: Tell me about {name} {i}\n\nAssistant: " + ("No." if i % 3 else answer)}
+                for i in range(30)]
+        files.append(write_jsonl(tmp_path / f"{name}.jsonl", rows))
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"model": {"backbone": str(backbone)},
+                                  "data": {"max_length": 64, "sources": [{"data": str(f), "val_fraction": 0.3} for f in files]}}))
+    return config
+
+
+def test_several_benchmarks_and_the_validation_in_one_call(tmp_path, vicuna_like, tiny_bert_dir):
+    from phudge_lightning.benchmarks import FILES
+    from phudge_lightning.metrics import pair_metrics
+
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / FILES["vicuna"]).write_text(vicuna_like[0].read_text())
+    hhh_like(folder / FILES["hhh"])
+    config = validation_config(tmp_path, tiny_bert_dir)
+    results = run(tmp_path, "--baseline", "length", "--benchmark", "vicuna", "hhh", "--data", str(folder),
+                  "--validation", str(config))
+    by_name = {r["benchmark"]: r for r in results}
+    assert list(by_name) == ["vicuna", "hhh", "validation_pairs", "validation_pairs/bread", "validation_pairs/tea"]
+    # each figure is the one a call for that benchmark alone gives
+    alone = run(tmp_path, "--baseline", "length", "--benchmark", "hhh", "--data", str(folder / FILES["hhh"]))
+    assert by_name["hhh"]["accuracy"] == alone["accuracy"] and by_name["hhh"]["n"] == 8
+    # the held-out pairs of each source: a slice of the validation pairs, scored as those
+    pairs, bread, tea = (by_name[n] for n in ("validation_pairs", "validation_pairs/bread", "validation_pairs/tea"))
+    assert bread["n"] + tea["n"] == pairs["n"] > 0
+    scores = pairs["scores"]["baseline: length"]
+    assert bread["scores"]["baseline: length"] + tea["scores"]["baseline: length"] == scores
+    labels = ["A"] * pairs["n"]  # (chosen first)
+    assert pairs["accuracy"] == pytest.approx(pair_metrics(labels, scores[0::2], scores[1::2])["accuracy"])
+
+    with pytest.raises(SystemExit):  # a benchmark needs its data
+        main(["--baseline", "length", "--benchmark", "vicuna"])
+    assert main(["--baseline", "length", "--benchmark", "vicuna", "hhh", "--data", str(vicuna_like[0])]) == 2
+    assert main(["--baseline", "length", "--benchmark", "autoj", "--data", str(folder)]) == 2  # no released name
+
+
+def test_saved_scores_make_the_ensemble_of_the_judges_that_wrote_them(tmp_path, vicuna_like):
+    path, rows = vicuna_like
+    graded = run(tmp_path, "--baseline", "length", "--benchmark", "vicuna", "--data", str(path))
+    lengths = graded["scores"]["baseline: length"]
+    other = [float(i % 5) for i in range(12)]
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    files[0].write_text(json.dumps({"benchmark": "vicuna", "scores": {"a": lengths}}))
+    files[1].write_text(json.dumps([{"benchmark": "vicuna", "scores": {"b": other}}]))
+    both = run(tmp_path, "--scores", *map(str, files), "--benchmark", "vicuna", "--data", str(path))
+    means = [sum(r["gpt4_score"]) / 3 for r in rows]
+    mean = [(a + b) / 2 for a, b in zip(lengths, other)]
+    assert both["pearson"] == pytest.approx(stats.pearsonr(mean, means)[0], abs=1e-9) and both["judge"] == "a + b"
+
+    files[1].write_text(json.dumps({"benchmark": "vicuna", "scores": {"b": other[:5]}}))
+    assert main(["--scores", *map(str, files), "--benchmark", "vicuna", "--data", str(path)]) == 2  # not one per item
+    assert main(["--scores", str(files[0]), str(files[0]), "--benchmark", "vicuna", "--data", str(path)]) == 2  # twice

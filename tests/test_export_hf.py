@@ -19,9 +19,10 @@ from datamodules.prometheus import render
 from datamodules.prompt import PromptEncoder
 from datamodules.records import validate_record
 from phudge_lightning import hub_reach
-from phudge_lightning.export import card, hf, hub
+from phudge_lightning.export import card, hub
+from phudge_lightning.formats import hf
 from phudge_lightning.export.command import main as export_main
-from phudge_lightning.export.prompt_template import render_template
+from phudge_lightning.formats.prompt_template import render_template
 from phudge_lightning.judge import Judge
 from phudge_lightning.model.module import JudgeModule
 
@@ -183,13 +184,13 @@ def test_causal_judge_exports_a_merged_causal_lm(tiny_llama_dir, tmp_path):
     ("bert", "classification", {"pooling": "last"}, "pooling pooler"),
 ])
 def test_a_judge_the_class_cannot_hold_is_refused_with_the_reason(kind, head, settings, reason, backbones, tmp_path, capsys):
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
 
     module = judge_module(backbones[kind], head, **settings)
     with pytest.raises(hf.NotExportable, match=re.escape(reason)):
         hf.export_hf(module, tmp_path / "direct")
     assert not (tmp_path / "direct").exists()  # refused before writing anything
-    saved = export(module, tmp_path / "judge")
+    saved = save(module, tmp_path / "judge", "judge")
     code = export_main(["--checkpoint", str(saved), "--output", str(tmp_path / "hf"), "--format", "hf"])
     ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("phudge export")]
     assert code == 2 and len(ours) == 1 and reason in ours[0] and not (tmp_path / "hf").exists()
@@ -271,7 +272,7 @@ def test_the_hub_is_unreachable_when_offline_or_its_endpoint_does_not_answer(mon
 def test_a_missing_folder_beside_its_parent_is_a_local_path_not_a_hub_id(tmp_path, monkeypatch):
     """``runs/judge`` mistyped next to a ``runs/`` folder fails at once, naming the path,
     instead of waiting on the network as the hub id ``runs/judge``."""
-    from phudge_lightning.checkpoints import CheckpointError, check_paths
+    from phudge_lightning.formats import CheckpointError, check_paths
 
     monkeypatch.chdir(tmp_path)
     assert hf.is_hub_id("runs/judge")  # no runs/ here: it could be a hub id
@@ -366,10 +367,10 @@ def test_bad_results_file_is_refused_naming_it(tmp_path, tiny_llama_dir, capsys)
 def test_push_dry_run_lists_the_files_and_sends_nothing(tiny_bert_dir, tmp_path, monkeypatch, capsys):
     import huggingface_hub
 
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
 
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda *a, **k: pytest.fail("a dry run built a hub client"))
-    saved = export(judge_module(tiny_bert_dir, "regression", pooling="pooler"), tmp_path / "judge")
+    saved = save(judge_module(tiny_bert_dir, "regression", pooling="pooler"), tmp_path / "judge", "judge")
     code = export_main(["--checkpoint", str(saved), "--output", str(tmp_path / "hf"), "--format", "hf",
                         "--push-to-hub", "me/tiny-judge", "--dry-run"])
     out = capsys.readouterr().out

@@ -186,11 +186,11 @@ def test_output_of_another_input_is_refused(tmp_path):
 # -- the command, with a tiny real judge ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def judge_dir(tiny_llama_dir, tmp_path_factory):
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
     from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="classification", lora={"r": 2, "alpha": 4, "dropout": 0.0})
-    return export(module, tmp_path_factory.mktemp("judge"))
+    return save(module, tmp_path_factory.mktemp("judge"), "judge")
 
 
 def test_grade_command(tmp_path, judge_dir):

@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from datamodules.records import validate_record
-from phudge_lightning.judge import Grade, Judge, compare_grades, pairwise_probabilities
+from phudge_lightning.judge import Grade, Judge, compare_grades
+from phudge_lightning.metrics import pairwise_probabilities
 from phudge_lightning.model.module import JudgeModule
 
 LORA = {"r": 2, "alpha": 4, "dropout": 0.0}
@@ -144,7 +145,7 @@ def test_lora_scale_interpolates_between_the_pretrained_and_the_trained_backbone
 
     from conftest import judge_module
     from phudge_lightning.export.command import main as export_main
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
 
     module = judge_module(tiny_llama_dir, "regression", seed=5)
     records = varied_records(6)
@@ -167,7 +168,7 @@ def test_lora_scale_interpolates_between_the_pretrained_and_the_trained_backbone
     assert max(abs(a - b) for a, b in zip(trained, none)) > 1e-3  # the adapter matters: the checks could fail
     assert max(abs(a - b) for a, b in zip(half, none)) > 1e-4
 
-    folder = export(module, tmp_path / "judge")
+    folder = save(module, tmp_path / "judge", "judge")
     assert export_main(["--checkpoint", str(folder), "--output", str(tmp_path / "wise"), "--lora-scale", "0.5"]) == 0
     assert [g.score for g in Judge.load(tmp_path / "wise", device="cpu").grade_many(records)] == pytest.approx(half, abs=1e-5)
     import json
@@ -187,11 +188,11 @@ def test_lora_scale_interpolates_between_the_pretrained_and_the_trained_backbone
 
 def test_lora_scale_needs_an_adapter(tiny_llama_dir, tmp_path, capsys):
     from phudge_lightning.export.command import main as export_main
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
 
     full = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=None)
     with pytest.raises(ValueError, match="LoRA adapter"):
         Judge(full, device="cpu", lora_scale=0.5)
-    folder = export(full, tmp_path / "full")
+    folder = save(full, tmp_path / "full", "judge")
     assert export_main(["--checkpoint", str(folder), "--output", str(tmp_path / "wise"), "--lora-scale", "0.5"]) == 2
     assert "needs a judge with a LoRA adapter" in capsys.readouterr().err

@@ -92,7 +92,8 @@ def test_atomic_write_killed_midway_leaves_the_old_file(tmp_path):
 
 def test_an_export_cut_short_is_not_taken_for_a_judge(tmp_path, tiny_llama_dir, monkeypatch):
     """``judge.json`` is written last: a folder without it is refused, not half loaded."""
-    from phudge_lightning.export.folder import CONFIG, WEIGHTS, export, load_export
+    from phudge_lightning.formats import load, save
+    from phudge_lightning.formats.judge_folder import CONFIG, WEIGHTS
     from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="regression", lora=LORA)
@@ -102,12 +103,12 @@ def test_an_export_cut_short_is_not_taken_for_a_judge(tmp_path, tiny_llama_dir, 
 
     monkeypatch.setattr(module.tokenizer, "save_pretrained", crash)
     with pytest.raises(KeyboardInterrupt):
-        export(module, tmp_path / "judge")
+        save(module, tmp_path / "judge", "judge")
     assert (tmp_path / "judge" / WEIGHTS).exists() and not (tmp_path / "judge" / CONFIG).exists()
-    from phudge_lightning.checkpoints import CheckpointError
+    from phudge_lightning.formats import CheckpointError
 
     with pytest.raises(CheckpointError, match="export cut short"):
-        load_export(tmp_path / "judge")
+        load(tmp_path / "judge")
 
 
 # -- phudge predict, killed ----------------------------------------------------------------------

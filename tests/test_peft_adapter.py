@@ -12,7 +12,8 @@ import torch
 
 from datamodules.phudge_prompt import render
 from datamodules.records import validate_record
-from phudge_lightning.export import hf, peft
+from phudge_lightning.export import peft
+from phudge_lightning.formats import hf
 from phudge_lightning.judge import Judge
 
 RUBRIC = {"criteria": "Is the answer right?", **{f"score{i}_description": f"level {i}" for i in range(1, 6)}}
@@ -153,13 +154,13 @@ def test_a_fully_fine_tuned_judge_or_a_plain_bias_is_refused(tiny_llama_dir, tmp
 
 def test_phudge_export_format_peft(tiny_llama_dir, tmp_path, capsys):
     from phudge_lightning.export.command import main as export_main
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
 
-    saved = export(trained_module(tiny_llama_dir, "regression", head_params={"bias": "folded"}), tmp_path / "judge")
+    saved = save(trained_module(tiny_llama_dir, "regression", head_params={"bias": "folded"}), tmp_path / "judge", "judge")
     expected = judge_scores(Judge.load(saved, device="cpu"))
     assert export_main(["--checkpoint", str(saved), "--output", str(tmp_path / "peft"), "--format", "peft"]) == 0
     assert "as a peft adapter of" in capsys.readouterr().out
     assert judge_scores(Judge(peft.load_peft_judge(tmp_path / "peft"), device="cpu")) == pytest.approx(expected, abs=1e-4)
-    plain = export(trained_module(tiny_llama_dir, "regression"), tmp_path / "plain")
+    plain = save(trained_module(tiny_llama_dir, "regression"), tmp_path / "plain", "judge")
     assert export_main(["--checkpoint", str(plain), "--output", str(tmp_path / "no"), "--format", "peft"]) == 2
     assert "cannot be exported as a peft adapter" in capsys.readouterr().err

@@ -101,7 +101,7 @@ def test_the_encoder_tokenises_the_markup_as_text_with_special_tokens():
 @pytest.mark.parametrize("context", [None, "one passage", ["p1", "p2"]])
 def test_the_exported_template_renders_the_layout(rubric, reference, context):
     from datamodules.records import validate_record
-    from phudge_lightning.export.prompt_template import render_template
+    from phudge_lightning.formats.prompt_template import render_template
 
     raw = {"instruction": "Q? {{ not jinja }}\n", "response": " A %} B \n\n", "rubric": rubric,
            "reference_answer": reference, "context": context}

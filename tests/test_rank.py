@@ -16,7 +16,8 @@ import pytest
 from conftest import BENCHMARKS, write_jsonl
 from datamodules.records import RecordError
 from datamodules.rubrics import RUBRICS
-from phudge_lightning.judge import Grade, pairwise_probabilities
+from phudge_lightning.judge import Grade
+from phudge_lightning.metrics import pairwise_probabilities
 from phudge_lightning.rank.agreement import group_pairs, pair_scores, rank_groups, ranking_agreement
 from phudge_lightning.rank.ranking import rank_grades, ranks, validate_rank_row
 from phudge_lightning.rank.command import main, rank_file
@@ -156,11 +157,11 @@ def test_rank_rubric_fills_the_rows_without_one(tmp_path):
 
 @pytest.fixture(scope="module")
 def judge_dir(tiny_llama_dir, tmp_path_factory):
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
     from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="classification", lora={"r": 2, "alpha": 4, "dropout": 0.0})
-    return export(module, tmp_path_factory.mktemp("judge"))
+    return save(module, tmp_path_factory.mktemp("judge"), "judge")
 
 
 def test_judge_rank_orders_by_the_grades_and_compare_agrees(judge_dir):

@@ -96,11 +96,11 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tiny_llama_dir, tmp_path_factory):
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
     from phudge_lightning.model.module import JudgeModule
 
     folder = tmp_path_factory.mktemp("fuzz")
-    judge_dir = export(JudgeModule(backbone=str(tiny_llama_dir), head="classification", lora=None), folder / "judge")
+    judge_dir = save(JudgeModule(backbone=str(tiny_llama_dir), head="classification", lora=None), folder / "judge", "judge")
     server = Served(judge_dir, folder / "server.log")
     try:
         server.wait_ready()

@@ -98,11 +98,11 @@ class Server:
 
 @pytest.fixture(scope="module")
 def judge_dir(tiny_llama_dir, tmp_path_factory) -> Path:
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
     from phudge_lightning.model.module import JudgeModule
 
     module = JudgeModule(backbone=str(tiny_llama_dir), head="classification", lora=None)
-    return export(module, tmp_path_factory.mktemp("judge"))
+    return save(module, tmp_path_factory.mktemp("judge"), "judge")
 
 
 @pytest.fixture(scope="module")

@@ -346,10 +346,10 @@ def format_table(rows: list[Row]) -> str:
 
 
 def export_untrained(backbone: str, folder: Path) -> Path:
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
     from phudge_lightning.model.module import JudgeModule
 
-    return export(JudgeModule(backbone=backbone, head="classification"), folder)
+    return save(JudgeModule(backbone=backbone, head="classification"), folder, "judge")
 
 
 # -- the command ----------------------------------------------------------------------------------

@@ -1,23 +1,39 @@
-"""``phudge evaluate``: measure a judge, or the length baseline, on one of the paper's benchmarks.
+"""``phudge evaluate``: measure a judge, an ensemble, or the length baseline on the paper's benchmarks
+and on a training config's validation split, in one call.
 
     phudge evaluate --checkpoint last.ckpt --benchmark vicuna --data ../shared/data/benchmarks/vicuna_eval.json
+    phudge evaluate --checkpoint default --benchmark vicuna mt_bench hhh --data ../shared/data/benchmarks \\
+        --validation configs/judge.yaml --output results.json
+    phudge evaluate --checkpoint seed1.ckpt seed2.ckpt seed3.ckpt --benchmark hhh --data hhh_alignment_eval.json
+    phudge evaluate --scores seed1.json seed2.json --benchmark vicuna mt_bench hhh --data ../shared/data/benchmarks
     phudge evaluate --baseline length --benchmark hhh --data ../shared/data/benchmarks/hhh_alignment_eval.json
 
-Absolute sets report ``n``, ``pearson``, ``spearman``, ``kendall``, ``r2``, ``mae``, ``mse``
-against the label (the mean of the GPT-4 scores where a row has several); relative sets report
-``n``, ``accuracy``, ``ties``, ``invalid`` and the convention used (see
-``phudge_lightning.benchmarks.pair_metrics``). The table goes to the terminal and, with
-``--output``, the figures to a JSON file written atomically; ``--predictions`` writes each
-item's scores and label as JSON lines, for analyses of your own. Several ``--checkpoint``\ s are
-graded as one ensemble: each item's score is the mean of theirs (e.g. runs with other seeds).
-HHH's pairs are also scored per subset (``accuracy_by_group``: helpful, harmless, honest, other).
+``--data`` gives one file per ``--benchmark``, in order, or one folder holding the paper's files
+under their released names (``benchmarks.FILES``). Absolute sets report ``n``, ``pearson``,
+``spearman``, ``kendall``, ``r2``, ``mae``, ``mse`` against the label (the mean of the GPT-4 scores
+where a row has several); relative sets report ``n``, ``accuracy``, ``ties``, ``invalid`` and the
+convention used (see ``phudge_lightning.benchmarks.pair_metrics``); both report how much the
+judge leans on length (``length_pearson``, ``accuracy_shorter_preferred``). HHH's pairs are also
+scored per subset (``accuracy_by_group``: helpful, harmless, honest, other).
 RewardBench (``--benchmark rewardbench --data allenai/reward-bench``, or a local copy of its
 ``filtered`` split) reports each subset's accuracy, the four sections (Chat, Chat Hard, Safety,
 Reasoning) weighted by the official counts and their mean, with the length baseline's beside.
-``--ranking`` ranks the distinct answers to each instruction of a relative set once and reads
-every pair off the rankings (``phudge_lightning.rank.agreement``). ``--rubric NAME`` grades
-every item under a named (``phudge rubrics``) or free-text rubric instead of its own. A judge
-trained on another score range reads the benchmark's scores against that range.
+
+``--validation CONFIG [OVERLAY...]`` also grades that training config's validation split
+(``evaluate/validation.py``): ``validation_pairs``, ``validation_ratings`` and, for a mixture,
+each source's pairs. Several ``--checkpoint``\\ s are graded as one ensemble, by the rule of
+``model/ensemble.py`` (each item's score is the mean of theirs; the members read one prompt).
+
+A table per benchmark goes to the terminal (and a summary when there are several); ``--output``
+writes the figures to a JSON file, written atomically: the result object of the one benchmark,
+or a list of them, each with ``scores``, the judge's score of every graded item, so that
+``--scores FILE...`` forms the ensemble of judges graded before without grading again (graded
+with the same benchmarks and options). ``--predictions`` writes each item's scores and label as
+JSON lines, for analyses of your own. ``--ranking`` ranks the distinct answers to each
+instruction of a relative set once and reads every pair off the rankings
+(``phudge_lightning.rank.agreement``). ``--rubric NAME`` grades every item under a named
+(``phudge rubrics``) or free-text rubric instead of its own. A judge trained on another score
+range reads the benchmark's scores against that range.
 
 The length baseline grades a response by its length in characters (longer is better): the
 floor any judge must clear, since judges and raters alike tend to favour long answers. Its
@@ -32,30 +48,35 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import sys
-from typing import Sequence
+import time
+from pathlib import Path
 
 from datamodules.records import DEFAULT_SCORE_RANGE, score_scale
 from datamodules.rubrics import resolve_rubric
-from phudge_lightning.benchmarks import ABSOLUTE, BENCHMARKS, Benchmark, benchmark_metrics, load_benchmark
-from phudge_lightning.rewardbench import rewardbench_metrics
+from phudge_lightning.benchmarks import ABSOLUTE, BENCHMARKS, FILES, Benchmark, benchmark_metrics, load_benchmark
+from phudge_lightning.evaluate.tables import print_summary, print_table
+from phudge_lightning.formats import CheckpointError
 from phudge_lightning.io import atomic_write_json, atomic_write_text
 from phudge_lightning.judge_options import add_judge_arguments, judge_options, rubric_option
 from phudge_lightning.rank.agreement import group_pairs, pair_scores, rank_groups, ranking_agreement
+from phudge_lightning.rewardbench import rewardbench_metrics
 
 BASELINES = ("length",)
-# The table's order: the figures, then the counts behind them, then the settings.
 # Figures that compare a score with the label on the label's own scale: meaningless for a
 # baseline, whose scores are in another unit (characters).
 SCALE_DEPENDENT = ("r2", "mae", "mse")
 SCALE_FREE_NOTE = ("baseline scores are not on the 1-5 scale: only scale-free figures are reported "
                    "(pearson, spearman, kendall, accuracy); r2, mae and mse are left out")
-HEADLINE = ("n", "pearson", "spearman", "kendall", "r2", "mae", "mse", "accuracy", "accuracy_with_ties",
-            "n_with_ties", "ties", "predicted_ties", "no_score", "invalid", "dropped", "tie_margin",
-            "ranking_agreement", "ranking_pairs", "rankings", "answers_ranked", "pair_grades",
-            "rankings_of_3_or_more", "rankings_in_full_agreement")
+
+
+class EvaluationError(ValueError):
+    """Arguments that cannot be evaluated together; the message is one line (exit status 2)."""
+
+
+class NoValidRows(EvaluationError):
+    """A benchmark file with no row to grade (exit status 1: the data, not the command line)."""
 
 
 def length_scores(records) -> list[float]:
@@ -77,16 +98,12 @@ def judge_scores(judge, records, console=None) -> list[float | None]:
     return scores
 
 
-def ensemble_scores(runs: Sequence[Sequence[float | None]]) -> list[float | None]:
-    """Each item's mean score over the judges, (1/J) sum_j s_j; None where any judge gave none."""
-    return [None if any(s is None for s in item) else sum(item) / len(item) for item in zip(*runs)]
-
-
-def item_rows(bench: Benchmark, scores: Sequence[float | None]) -> list[dict]:
+def item_rows(bench: Benchmark, scores) -> list[dict]:
     """One row per item, in the benchmark's order: its row number, label and score(s)."""
     if bench.kind == ABSOLUTE:
-        return [{"row": i, "label": r.score, "score": s} for i, (r, s) in enumerate(zip(bench.items, scores), 1)]
-    return [{"row": p.row, "label": p.label, "score_a": a, "score_b": b,
+        return [{"benchmark": bench.name, "row": i, "label": r.score, "score": s}
+                for i, (r, s) in enumerate(zip(bench.items, scores), 1)]
+    return [{"benchmark": bench.name, "row": p.row, "label": p.label, "score_a": a, "score_b": b,
              **({"source": p.group} if p.group is not None else {})}
             for p, a, b in zip(bench.items, scores[0::2], scores[1::2])]
 
@@ -118,36 +135,25 @@ def length_beside(bench: Benchmark) -> dict:
             "length_baseline_score": baseline["rewardbench_score"]}
 
 
-def print_table(result: dict, console) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{result['benchmark']}: {result['judge']}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    ordered = [k for k in HEADLINE if k in result] + sorted(k for k in result if k not in HEADLINE)
-    cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
-    for key in ordered:
-        value = result[key]
-        if isinstance(value, dict):  # accuracy_by_group: a row per group
-            for name, v in value.items():
-                table.add_row(f"{key.removesuffix('_by_group')} ({name})", cell(v))
-        else:
-            table.add_row(key, cell(value))
-    console.print(table)
-
-
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="phudge evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="phudge evaluate", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     judge = parser.add_mutually_exclusive_group(required=True)
     judge.add_argument("--checkpoint", nargs="+", help="a .ckpt or a DeepSpeed checkpoint folder from phudge fit, "
                        "a folder from phudge export, or 'default' (the shipped judge); "
                        "several: an ensemble scoring each item by the mean of their scores")
     judge.add_argument("--baseline", choices=BASELINES, help="a judge without a model: response length")
-    parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), metavar="NAME",
-                        help=f"one of: {', '.join(sorted(BENCHMARKS))}")
-    parser.add_argument("--data", required=True, help="the benchmark's json / jsonl / parquet file, or a hub dataset "
-                        "name (e.g. allenai/reward-bench)")
-    parser.add_argument("--output", help="write the figures to this JSON file")
+    judge.add_argument("--scores", nargs="+", metavar="JSON",
+                       help="--output files of judges graded before: their ensemble, from the scores they hold")
+    parser.add_argument("--benchmark", nargs="+", default=[], choices=sorted(BENCHMARKS), metavar="NAME",
+                        help=f"one or more of: {', '.join(sorted(BENCHMARKS))}")
+    parser.add_argument("--data", nargs="+", default=[], metavar="PATH",
+                        help="each benchmark's json / jsonl / parquet file (or hub dataset name, e.g. "
+                             "allenai/reward-bench), in order; or one folder holding "
+                             f"{', '.join(FILES.values())} under those names")
+    parser.add_argument("--validation", nargs="+", metavar="CONFIG",
+                        help="also grade the validation split of this training config (and overlays)")
+    parser.add_argument("--output", help="write the figures (and every graded item's score) to this JSON file")
     parser.add_argument("--predictions", help="write each item's scores and label to this JSON-lines file")
     parser.add_argument("--tie-margin", type=float, default=0.0,
                         help="|score_a - score_b| at most this is a predicted tie (accuracy_with_ties)")
@@ -158,27 +164,149 @@ def parse_args(argv):
     parser.add_argument("--reference-free", action="store_true", help="grade without the reference answers")
     parser.add_argument("--batch-size", type=int, default=8)
     add_judge_arguments(parser)
-    parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N items only")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N items of each benchmark only")
     parser.add_argument("--ranking", action="store_true",
                         help="relative sets: rank the distinct answers to each instruction once and read every "
                              "pair off the rankings (ranking_agreement ...)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.benchmark and not args.validation:
+        parser.error("give --benchmark NAME ... (with --data), --validation CONFIG, or both")
+    if args.benchmark and not args.data:
+        parser.error("--benchmark needs --data: a file per benchmark, or the folder of the paper's files")
+    if args.ranking and args.scores:
+        parser.error("--ranking ranks the answers as graded: it cannot be read from --scores")
+    return args
 
 
-def load_judges(args, errors):
-    """Yield each ``--checkpoint``'s judge in turn (one in memory at a time); all must share the
-    first one's score range."""
-    from phudge_lightning.judge import Judge
+def data_paths(names: list[str], data: list[str]) -> list[str]:
+    """The file of each benchmark: ``data`` one per name, or one folder with the released names."""
+    if len(data) == 1 and Path(data[0]).is_dir():
+        unknown = [name for name in names if name not in FILES]
+        if unknown:
+            raise EvaluationError(f"--data {data[0]} is a folder, and {', '.join(unknown)} has no released file name "
+                                  f"(known: {', '.join(FILES)}): give its file")
+        return [str(Path(data[0]) / FILES[name]) for name in names]
+    if len(data) != len(names):
+        raise EvaluationError(f"{len(names)} benchmarks but {len(data)} --data paths: give one file per benchmark, "
+                              "or one folder")
+    return list(data)
 
-    first = None
-    for checkpoint in args.checkpoint:
-        judge = Judge.load(checkpoint, batch_size=args.batch_size, **judge_options(args))
-        if first is not None and judge.score_range != first:
-            raise ValueError(f"{checkpoint} scores on {list(judge.score_range)} but {args.checkpoint[0]} on "
-                             f"{list(first)}: an ensemble needs one scale")
-        first = judge.score_range
-        yield judge
-        del judge
+
+def load_sets(args, score_range, errors) -> tuple[dict[str, Benchmark], dict[str, slice]]:
+    """The benchmarks to grade by name, and the validation sets that are slices of another."""
+    sets = {}
+    with score_scale(score_range):
+        for name, path in zip(args.benchmark, data_paths(args.benchmark, args.data)):
+            bench = load_benchmark(name, path, rubric_free=args.rubric_free, reference_free=args.reference_free,
+                                   limit=args.limit)
+            for error in bench.invalid[:10]:  # soft_wrap: never broken inside a field's name
+                errors.print(f"invalid: {error}", markup=False, highlight=False, soft_wrap=True)
+            if len(bench.invalid) > 10:
+                errors.print(f"... and {len(bench.invalid) - 10} more invalid rows", markup=False)
+            if not bench.items:
+                raise NoValidRows(f"{path} holds no valid {name} rows")
+            sets[name] = bench
+    slices = {}
+    if args.validation:
+        from phudge_lightning.evaluate.validation import validation_sets
+
+        held_out, slices = validation_sets(args.validation)
+        sets.update(held_out)
+    if args.rubric is not None:
+        sets = {name: with_rubric(bench, args.rubric) for name, bench in sets.items()}
+    if args.ranking:
+        absolute = [name for name, bench in sets.items() if bench.kind == ABSOLUTE]
+        if absolute:
+            raise EvaluationError(f"--ranking reads pairs off rankings; {', '.join(absolute)} has no pairs")
+    return sets, slices
+
+
+def saved_scores(paths: list[str], sets: dict[str, Benchmark], graded: list[str]) -> dict[str, dict[str, list]]:
+    """{judge: {benchmark: scores}} from earlier ``--output`` files, each checked to hold one score
+    per item of every benchmark graded here; a judge named twice is refused."""
+    judges: dict[str, dict[str, list]] = {}
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise EvaluationError(f"--scores {path}: not a readable JSON file ({type(e).__name__})") from None
+        found: dict[str, dict[str, list]] = {}
+        for result in data if isinstance(data, list) else [data]:
+            for judge, scores in (result.get("scores") or {}).items() if isinstance(result, dict) else ():
+                found.setdefault(judge, {})[result.get("benchmark")] = scores
+        if not found:
+            raise EvaluationError(f"--scores {path}: no scores in it (written by phudge evaluate --output?)")
+        for judge, scores in found.items():
+            missing = [name for name in graded if len(scores.get(name) or ()) != len(sets[name].records())]
+            if missing:
+                raise EvaluationError(f"--scores {path}: {judge} has no scores, or not one per item, for "
+                                      f"{', '.join(missing)}: grade with the same benchmarks and options")
+            if judge in judges:  # two files naming one judge (``default``) would average one of them away
+                raise EvaluationError(f"--scores {path}: {judge} is also in an earlier file; grade it once")
+            judges[judge] = scores
+    return judges
+
+
+def grade_sets(args, judge, sets, graded, errors) -> tuple[dict[str, list], dict[str, dict], dict[str, float]]:
+    """Each graded benchmark's scores (one per ``bench.records()``), its ranking figures
+    (``--ranking``) and the seconds it took."""
+    scores, rankings, seconds = {}, {}, {}
+    for name in graded:
+        bench, start = sets[name], time.time()
+        groups = group_pairs(bench.items) if args.ranking else None
+        records = groups.records() if groups else bench.records()  # with --ranking, each distinct answer once
+        found = length_scores(records) if judge is None else judge_scores(judge, records, errors)
+        if groups:
+            rankings[name] = ranking_agreement([p.label for p in bench.items], groups, rank_groups(groups, found))
+            found = pair_scores(groups, found)
+        scores[name], seconds[name] = found, round(time.time() - start, 1)
+    return scores, rankings, seconds
+
+
+def evaluate(args, errors) -> tuple[list[dict], dict[str, list], dict[str, Benchmark]]:
+    """The result of every benchmark, the scores behind them and the benchmarks, by name
+    (``EvaluationError`` or ``CheckpointError``, one line, for what cannot be run)."""
+    judge, score_range, name = None, DEFAULT_SCORE_RANGE, f"baseline: {args.baseline}"
+    if args.checkpoint:
+        from phudge_lightning.judge import Judge
+
+        try:  # several: one ensemble (formats.load checks every path before loading any)
+            judge = Judge.load(args.checkpoint, batch_size=args.batch_size, **judge_options(args))
+        except CheckpointError:
+            raise
+        except ValueError as e:  # members that cannot make one ensemble; a scale without LoRA
+            raise EvaluationError(str(e)) from e
+        score_range, name = judge.score_range, " + ".join(args.checkpoint)  # benchmarks read on the judge's scale
+    sets, slices = load_sets(args, score_range, errors)
+    graded = [n for n in sets if n not in slices]  # each source's validation pairs are a slice of them all
+    rankings, seconds = {}, {}
+    if args.scores:
+        from phudge_lightning.model.ensemble import mean_scores
+
+        judges = saved_scores(args.scores, sets, graded)
+        scores = {n: mean_scores([s[n] for s in judges.values()]) for n in graded}
+        name = " + ".join(judges)
+    else:
+        scores, rankings, seconds = grade_sets(args, judge, sets, graded, errors)
+    for part, where in slices.items():
+        scores[part] = scores["validation_pairs"][where]
+    results = []
+    for bench_name, bench in sets.items():
+        result = {
+            **benchmark_metrics(bench, scores[bench_name], args.tie_margin), **rankings.get(bench_name, {}),
+            "benchmark": bench_name, "kind": bench.kind, "label": bench.label, "data": bench.source,
+            "judge": name, "rubric_free": args.rubric_free, "reference_free": args.reference_free,
+            **({"rubric": args.rubric} if args.rubric is not None else {}),
+            **({"score_range": list(score_range)} if tuple(score_range) != DEFAULT_SCORE_RANGE else {}),
+            **({"lora_scale": args.lora_scale} if args.lora_scale != 1.0 else {}),
+            **({"seconds": seconds[bench_name]} if bench_name in seconds else {}),
+        }
+        if args.baseline:
+            result = scale_free(result)
+        elif getattr(BENCHMARKS.get(bench_name), "report", None) is rewardbench_metrics:
+            result.update(length_beside(bench))
+        results.append(result)
+    return results, scores, sets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,60 +314,20 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     console, errors = Console(), Console(stderr=True)
-    judges, score_range = None, DEFAULT_SCORE_RANGE
-    if args.checkpoint:
-        from phudge_lightning.checkpoints import CheckpointError, check_paths
-
-        try:  # every one before loading any: an ensemble should not fail after its first judge ran
-            check_paths(args.checkpoint)
-        except CheckpointError as e:
-            print(f"phudge evaluate: {e}", file=sys.stderr)
-            return 2
-        judges = load_judges(args, errors)
-        first = next(judges)
-        score_range = first.score_range  # the benchmark's scores are read on the judge's scale
-        judges = itertools.chain([first], judges)
-        del first  # (so that one judge at a time is held, as the chain moves on)
-    with score_scale(score_range):
-        bench = load_benchmark(args.benchmark, args.data, rubric_free=args.rubric_free,
-                               reference_free=args.reference_free, limit=args.limit)
-    for error in bench.invalid[:10]:  # soft_wrap: never broken inside a field's name
-        errors.print(f"invalid: {error}", markup=False, highlight=False, soft_wrap=True)
-    if len(bench.invalid) > 10:
-        errors.print(f"... and {len(bench.invalid) - 10} more invalid rows", markup=False)
-    if not bench.items:
-        print(f"phudge evaluate: {args.data} holds no valid {args.benchmark} rows", file=sys.stderr)
-        return 1
-    if args.ranking and bench.kind == ABSOLUTE:
-        print(f"phudge evaluate: --ranking reads pairs off rankings; {args.benchmark} has no pairs", file=sys.stderr)
-        return 2
-    if args.rubric is not None:
-        bench = with_rubric(bench, args.rubric)
-    groups = group_pairs(bench.items) if args.ranking else None
-    records = groups.records() if groups else bench.records()  # with --ranking, each distinct answer once
-    if args.baseline:
-        scores, judge_name = length_scores(records), f"baseline: {args.baseline}"
-    else:
-        runs = [judge_scores(judge, records, errors) for judge in judges]
-        scores, judge_name = ensemble_scores(runs), " + ".join(args.checkpoint)
-    ranking = None
-    if groups:
-        ranking = ranking_agreement([p.label for p in bench.items], groups, rank_groups(groups, scores))
-        scores = pair_scores(groups, scores)
-    result = {
-        **benchmark_metrics(bench, scores, args.tie_margin), **(ranking or {}),
-        "benchmark": args.benchmark, "kind": bench.kind, "label": bench.label, "data": bench.source,
-        "judge": judge_name, "rubric_free": args.rubric_free, "reference_free": args.reference_free,
-        **({"rubric": args.rubric} if args.rubric is not None else {}),
-        **({"score_range": list(score_range)} if tuple(score_range) != DEFAULT_SCORE_RANGE else {}),
-    }
-    if args.baseline:
-        result = scale_free(result)
-    elif BENCHMARKS[args.benchmark].report is rewardbench_metrics:
-        result.update(length_beside(bench))
-    print_table(result, console)
+    try:
+        results, scores, sets = evaluate(args, errors)
+    except (CheckpointError, EvaluationError) as e:
+        print(f"phudge evaluate: {e}", file=sys.stderr)
+        return 1 if isinstance(e, NoValidRows) else 2
+    for result in results:
+        print_table(result, console)
+    if len(results) > 1:
+        print_summary(results, console)
     if args.output:
-        atomic_write_json(args.output, result)
+        judge = results[0]["judge"]
+        written = [{**r, "scores": {judge: scores[r["benchmark"]]}} for r in results]
+        atomic_write_json(args.output, written[0] if len(written) == 1 else written)
     if args.predictions:
-        atomic_write_text(args.predictions, "".join(json.dumps(row) + "\n" for row in item_rows(bench, scores)))
+        rows = [row for name, bench in sets.items() for row in item_rows(bench, scores[name])]
+        atomic_write_text(args.predictions, "".join(json.dumps(row) + "\n" for row in rows))
     return 0

@@ -1,7 +1,7 @@
-"""``phudge export``: write a judge as a folder to share (this project's format, or a standard
-transformers model with its model card) and load it back."""
+"""``phudge export``: write a judge as a folder to share (this project's format, an ensemble, or a
+standard transformers model with its model card); the formats themselves are
+``phudge_lightning.formats``'s."""
 
 from phudge_lightning.export.command import main
-from phudge_lightning.export.folder import export, load_export
 
-__all__ = ["export", "load_export", "main"]
+__all__ = ["main"]

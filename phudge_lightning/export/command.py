@@ -3,8 +3,8 @@ standard transformers model, with its model card; optionally push it to the hub.
 
     phudge export --checkpoint best.ckpt --output judge/                  # judge.json + adapter (this project)
     phudge export --checkpoint best.ckpt --output judge-hf/ --format hf   # AutoModelForSequenceClassification
-    phudge export --checkpoint best.ckpt --output judge-hf/ --format hf --results vicuna.json --push-to-hub me/judge
     phudge export --checkpoint best.ckpt --output judge-peft/ --format peft  # a PEFT adapter on the base model (a few MB)
+    phudge export --checkpoint best.ckpt --output judge-hf/ --format hf --results vicuna.json --push-to-hub me/judge
     phudge export --checkpoint seed1.ckpt seed2.ckpt seed3.ckpt --output judges/   # an ensemble (mean score)
     phudge export --checkpoint best.ckpt --output judge-wise/ --lora-scale 0.5     # WiSE-FT: halfway to the pretrained backbone
 
@@ -50,33 +50,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_module(checkpoint: str, lora_scale: float = 1.0):
-    """A ``JudgeModule`` from any checkpoint ``phudge_lightning.checkpoints`` reads (a ``.ckpt``, a
-    DeepSpeed folder, or a folder from ``phudge export``), each LoRA update times ``lora_scale``;
-    ``CheckpointError`` for anything else, ``ValueError`` for a scale with no adapter."""
-    from phudge_lightning.checkpoints import load_module as read_module
-    from phudge_lightning.model.backbone import scale_lora
+def load_judge(checkpoint: str, lora_scale: float = 1.0):
+    """The judge at ``checkpoint`` (``phudge_lightning.formats.load``), each LoRA update times
+    ``lora_scale``; ``CheckpointError`` for a path that is no judge, ``ValueError`` for a scale
+    with no adapter."""
+    from phudge_lightning.formats import CheckpointError, load
+    from phudge_lightning.model.inference import members, prepare
 
-    module = read_module(checkpoint)
-    scale_lora(module, lora_scale)
-    return module
+    judge = load(checkpoint)
+    if not all(hasattr(one, "trained_state_dict") for one in members(judge)):
+        raise CheckpointError(f"{' '.join(map(str, checkpoint)) if isinstance(checkpoint, list) else checkpoint} is "
+                              "already a transformers model: phudge export writes judges trained with phudge fit")
+    return prepare(judge, lora_scale=lora_scale, merge=False)
 
 
 def export_hf_folder(args) -> int:
     import json
 
-    from phudge_lightning.export import card, hf
+    from phudge_lightning.export import card
+    from phudge_lightning.formats import CheckpointError, kind_of, save
+    from phudge_lightning.formats.hf import SETTINGS, NotExportable
 
     try:  # the cheap check first: a judge that cannot be exported stops before any file is read
         results = card.read_results(args.results)
     except ValueError as e:
         print(f"phudge export: {e}", file=sys.stderr)
         return 2
-    from phudge_lightning.checkpoints import CheckpointError, kind_of
-
     (args.checkpoint,) = args.checkpoint
     try:
-        module = load_module(args.checkpoint, args.lora_scale)
+        module = load_judge(args.checkpoint, args.lora_scale)
     except (CheckpointError, ValueError) as e:
         print(f"phudge export: {e}", file=sys.stderr)
         return 2
@@ -85,15 +87,15 @@ def export_hf_folder(args) -> int:
               file=sys.stderr)
         return 2
     try:
-        folder = hf.export_hf(module, args.output)
-    except hf.NotExportable as e:
+        folder = save(module, args.output, "hf")
+    except NotExportable as e:
         print(f"phudge export: {args.checkpoint} cannot be exported as a transformers model: {e}", file=sys.stderr)
         return 2
-    settings = json.loads((folder / hf.SETTINGS).read_text())
+    settings = json.loads((folder / SETTINGS).read_text())
     repo = args.push_to_hub or folder.resolve().name
     # The run's figures for the card live beside a training checkpoint, not beside an export; and
     # they are not the figures of a judge whose LoRA was scaled.
-    checkpoint = None if kind_of(args.checkpoint).name == "export" or module.lora_scale != 1.0 else args.checkpoint
+    checkpoint = None if kind_of(args.checkpoint).name == "judge" or getattr(module, 'lora_scale', 1.0) != 1.0 else args.checkpoint
     (folder / "README.md").write_text(card.model_card(settings, repo=repo, license=args.license,
                                                       checkpoint=checkpoint, results=results))
     print(f"exported to {folder} ({settings['head']} head as a transformers model, with README.md)")
@@ -101,12 +103,13 @@ def export_hf_folder(args) -> int:
 
 
 def export_peft_folder(args) -> int:
-    from phudge_lightning.checkpoints import CheckpointError
-    from phudge_lightning.export import hf, peft
+    from phudge_lightning.export import peft
+    from phudge_lightning.formats import CheckpointError
+    from phudge_lightning.formats.hf import NotExportable
 
     (checkpoint,) = args.checkpoint
     try:
-        module = load_module(checkpoint, args.lora_scale)
+        module = load_judge(checkpoint, args.lora_scale)
     except (CheckpointError, ValueError) as e:
         print(f"phudge export: {e}", file=sys.stderr)
         return 2
@@ -115,7 +118,7 @@ def export_peft_folder(args) -> int:
         return 2
     try:
         folder = peft.export_peft(module, args.output)
-    except hf.NotExportable as e:
+    except NotExportable as e:
         print(f"phudge export: {checkpoint} cannot be exported as a peft adapter: {e}", file=sys.stderr)
         return 2
     print(f"exported to {folder} (LoRA and the head as a peft adapter of {peft.base_of(folder)}, with README.md)")
@@ -144,24 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         return export_hf_folder(args)
     if args.format == "peft":
         return export_peft_folder(args)
-    from phudge_lightning.checkpoints import CheckpointError
-    from phudge_lightning.export.ensemble import export_ensemble
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import CheckpointError, save
 
-    try:
-        modules = [load_module(path, args.lora_scale) for path in args.checkpoint]
+    try:  # several paths (or an ensemble folder given again): one ensemble of all their members
+        judge = load_judge(args.checkpoint, args.lora_scale)
     except (CheckpointError, ValueError) as e:
         print(f"phudge export: {e}", file=sys.stderr)
         return 2
-    # An ensemble folder given again is re-exported as its members.
-    modules = [m for module in modules for m in getattr(module, "members", [module])]
-    if len(modules) == 1:
-        print(f"exported to {export(modules[0], args.output)}")
+    if not hasattr(judge, "members"):
+        print(f"exported to {save(judge, args.output, 'judge')}")
         return 0
-    try:
-        folder = export_ensemble(modules, args.output)
-    except ValueError as e:
-        print(f"phudge export: {e}", file=sys.stderr)
-        return 2
-    print(f"exported an ensemble of {len(modules)} judges to {folder}")
+    folder = save(judge, args.output, "ensemble")
+    print(f"exported an ensemble of {len(judge.members)} judges to {folder}")
     return 0

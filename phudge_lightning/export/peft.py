@@ -25,8 +25,9 @@ import copy
 import json
 from pathlib import Path
 
-from phudge_lightning.export import hf, prompt_template
+from phudge_lightning.formats import hf, prompt_template
 from phudge_lightning.io import atomic_write_json
+from phudge_lightning.model.transformers_judge import TransformersJudge
 
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
@@ -173,7 +174,7 @@ def classifier_labels(folder: Path) -> int:
     return rows[0]
 
 
-def load_peft_judge(source: str | Path, dtype: str | None = None) -> hf.HFJudgeModule:
+def load_peft_judge(source: str | Path, dtype: str | None = None) -> TransformersJudge:
     """A judge from a peft sequence-classification adapter folder (or the hub id of one): the
     base model it names, as ``AutoModelForSequenceClassification``, with the adapter applied."""
     import torch
@@ -218,4 +219,4 @@ def load_peft_judge(source: str | Path, dtype: str | None = None) -> hf.HFJudgeM
     settings = ours or {"head": head, "max_new_tokens": 0,
                         "prompt": {"layout": "phudge", "use_chat_template": False, "max_length": None}}
     settings = {**settings, "hparams": {**settings.get("hparams", {}), "score_range": score_range}}
-    return hf.HFJudgeModule(model, tokenizer, settings).eval()
+    return TransformersJudge(model, tokenizer, settings).eval()

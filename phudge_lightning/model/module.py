@@ -7,7 +7,6 @@ import inspect
 import logging
 import math
 import warnings
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -21,6 +20,8 @@ from datamodules.prompt_settings import prompt_settings_of
 from datamodules.records import DEFAULT_SCORE_RANGE, check_score_range
 from datamodules.tokenizer import load_tokenizer
 from phudge_lightning.model.backbone import POOLINGS, apply_lora, default_pooling, load_backbone, pooled
+from phudge_lightning.model.deepspeed_states import saved_weight_names
+from phudge_lightning.model.scoring import predict_scores
 from phudge_lightning.metrics import score_metrics
 
 log = logging.getLogger(__name__)
@@ -258,19 +259,15 @@ class JudgeModule(L.LightningModule):
         self._log_epoch("test", self.test_metrics, self.test_loss)
 
     # -- prediction ------------------------------------------------------------------------------
-    @torch.inference_mode()
+    @property
+    def max_new_tokens(self) -> int:
+        return self.hparams.max_new_tokens
+
     def predict_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
         """``score`` (N,) and, for the classification head, ``probabilities`` (N, C); for a head
-        that generates, the generated ``text`` too, with NaN scores where no ``[RESULT]`` came."""
-        if self.head.generates:
-            return self.head.generate_scores(self.backbone, self.tokenizer, input_ids, attention_mask,
-                                             self.hparams.max_new_tokens)
-        raw = self(input_ids, attention_mask)
-        out = {"score": self.head.scores(raw)}
-        probabilities = self.head.probabilities(raw)
-        if probabilities is not None:
-            out["probabilities"] = probabilities
-        return out
+        that generates, the generated ``text`` too, with NaN scores where no ``[RESULT]`` came
+        (``model/scoring.py``)."""
+        return predict_scores(self, input_ids, attention_mask)
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict:
         return {"index": batch["index"], **self.predict_scores(batch["input_ids"], batch["attention_mask"])}
@@ -318,19 +315,6 @@ class JudgeModule(L.LightningModule):
     def strict_loading(self, value: bool) -> None:
         self._strict_loading = value
 
-    @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
-        """Lightning's ``load_from_checkpoint`` for a file; a folder (a DeepSpeed checkpoint or an
-        export) is read by ``phudge_lightning.checkpoints.load_module``."""
-        if isinstance(checkpoint_path, (str, Path)) and Path(checkpoint_path).is_dir():
-            if hparams_file or kwargs:
-                raise TypeError("a checkpoint folder carries its own hyper-parameters: pass no hparams_file or kwargs")
-            from phudge_lightning.checkpoints import load_module
-
-            return load_module(checkpoint_path, map_location or "cpu")
-        return super().load_from_checkpoint(checkpoint_path, map_location=map_location, hparams_file=hparams_file,
-                                            strict=strict, **kwargs)
-
     def on_fit_start(self) -> None:
         # The data module owns the prompt settings (and saves them in its checkpoint state);
         # the module keeps a copy so that a judge made from it in-process grades alike.
@@ -353,8 +337,6 @@ class JudgeModule(L.LightningModule):
             trainer = self._trainer
             path = trainer.ckpt_path if trainer is not None else None
             if path is not None:
-                from phudge_lightning.checkpoints import saved_weight_names
-
                 names = saved_weight_names(path)
                 if names is not None:
                     self.check_trained_weights(names, path)

@@ -21,7 +21,7 @@ from typing import Any
 
 from datamodules.records import FIELDS, Record, RecordError, validate_record
 from phudge_lightning.grades import GRADE_FIELDS, Grade
-from phudge_lightning.judge import pairwise_probabilities  # one owner of the formula
+from phudge_lightning.metrics import pairwise_probabilities
 
 SHARED = ("instruction", "rubric", "reference_answer", "context")
 # The fields a ranking adds to a row; an input field of the same name is replaced.

@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
               f"use the judge; give --api-key (or {ENV}), or --allow-no-key to serve without one", file=sys.stderr)
         return 2
     import uvicorn
-    from phudge_lightning.checkpoints import CheckpointError
+    from phudge_lightning.formats import CheckpointError
     from phudge_lightning.judge import Judge
 
     # Uvicorn handles SIGTERM while serving (drains, then stops) and re-raises it afterwards;
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         judge = Judge.load(args.checkpoint, batch_size=args.max_batch_size, **judge_options(args))
-    except CheckpointError as e:
+    except (CheckpointError, ValueError) as e:  # (ValueError: --lora-scale on a judge without LoRA)
         print(f"phudge serve: {e}", file=sys.stderr)
         return 2
     app = create_app(judge, args.max_batch_size, args.batch_timeout, args.max_body_bytes, api_keys=keys,

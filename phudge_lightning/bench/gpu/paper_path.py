@@ -127,13 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     steps, state = Steps(), {}
 
     def step_fit():
-        from phudge_lightning.checkpoints import kind_of, load_module, saved_weight_names
+        from phudge_lightning.formats import kind_of, load
+        from phudge_lightning.model.deepspeed_states import saved_weight_names
 
         state["first"] = last = fit("first", k)
         kind = kind_of(last).name
         if not args.cpu:
             names = saved_weight_names(last)
-            trained = set(load_module(last).trained_state_dict())
+            trained = set(load(last).trained_state_dict())
             if names != trained:
                 raise AssertionError(f"last.ckpt holds {len(names)} weights, training changed {len(trained)}")
             size = sum(f.stat().st_size for f in last.rglob("*model_states.pt"))
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         return f"{last.relative_to(work)} ({kind})"
 
     def step_resume():
-        from phudge_lightning.checkpoints import read_checkpoint
+        from phudge_lightning.formats import read_checkpoint
 
         whole = fit("whole", 2 * k)
         resumed = fit("first", 2 * k, "--ckpt_path", str(state["first"]))

@@ -1,4 +1,5 @@
-"""``phudge export --format hf``: the judge as a standard ``transformers`` folder, and loading it back.
+"""``hf``: the judge as a standard ``transformers`` folder (``phudge export --format hf``), or the
+hub id of one; read as a ``TransformersJudge`` with plain transformers.
 
 Regression and classification judges become an ``AutoModelForSequenceClassification``: the
 backbone with LoRA merged into its weights, and the head's linear layer as the model's own
@@ -34,8 +35,11 @@ import torch
 from torch import nn
 
 from heads.folded import FoldedBias
-from phudge_lightning.export import prompt_template
+from phudge_lightning.formats import prompt_template
+from phudge_lightning.formats.registry import CheckpointError, Format, register
 from phudge_lightning.io import atomic_write_json
+from phudge_lightning.model.inference import prepare
+from phudge_lightning.model.transformers_judge import TransformersJudge
 
 SETTINGS = "phudge.json"
 FORMAT = "phudge-hf/1"
@@ -90,7 +94,7 @@ def check_exportable(module) -> None:
     layout = module.prompt_settings.get("layout", "prometheus")
     if layout not in prompt_template.LAYOUTS:
         raise NotExportable(f"prompt_template.jinja writes the {' or '.join(prompt_template.LAYOUTS)} prompt; this judge "
-                            f"reads the {layout!r} layout (export it with --format phudge)")
+                            f"reads the {layout!r} layout (export it with --format judge)")
     check_head(module)
 
 
@@ -130,17 +134,11 @@ def _classifier_weights(module, with_bias: bool) -> tuple[torch.Tensor, torch.Te
                         "train with --model.head_params '{bias: folded}' to export it")
 
 
-def _merged_backbone(module) -> nn.Module:
-    if hasattr(module.backbone, "merge_and_unload"):
-        module.backbone = module.backbone.merge_and_unload()
-    return module.backbone
-
-
 def sequence_classifier(module) -> nn.Module:
     """The judge as an ``AutoModelForSequenceClassification``, sharing the (merged) backbone's
     weights: built on the meta device, then given the backbone and the head's layer."""
     check_exportable(module)
-    return assemble(module, _merged_backbone(module))
+    return assemble(module, prepare(module).backbone)  # LoRA merged: the standard classes hold plain weights
 
 
 def assemble(module, base: nn.Module) -> nn.Module:
@@ -208,7 +206,7 @@ def export_hf(module, output: str | Path) -> Path:
     output = Path(output)
     head = _head_name(module)
     check_exportable(module)
-    model = _merged_backbone(module) if head == "causal" else sequence_classifier(module)
+    model = prepare(module).backbone if head == "causal" else sequence_classifier(module)
     _check_pad(module)
     output.mkdir(parents=True, exist_ok=True)
     model.config.pad_token_id = module.tokenizer.pad_token_id
@@ -253,48 +251,11 @@ def is_hub_id(text: str) -> bool:
         re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text))
 
 
-class HFJudgeModule(nn.Module):
-    """What ``Judge`` needs from a judge (``backbone``, ``head.target``, ``tokenizer``,
-    ``prompt_settings``, ``predict_scores``), over a plain transformers model."""
-
-    def __init__(self, model: nn.Module, tokenizer, config: dict):
-        import heads
-
-        super().__init__()
-        self.backbone = model
-        self.tokenizer = tokenizer
-        head = heads.get_head(config["head"])
-        # Built only for how it reads a prediction (scores, probabilities, generate_scores): its
-        # own weights are never used, the exported model's classification layer holds them.
-        rng = config["hparams"].get("score_range")
-        self.score_range = tuple(rng) if rng else None  # Judge builds the prompt on it
-        self.head = head() if head.generates else head(hidden_size=1, **({"score_range": rng} if rng else {}))
-        self.max_new_tokens = config.get("max_new_tokens", 256)
-        self.prompt_settings = {"max_length": config["prompt"].get("max_length"),
-                                "use_chat_template": config["prompt"].get("use_chat_template", True),
-                                "layout": config["prompt"].get("layout", "prometheus")}
-
-    @torch.inference_mode()
-    def predict_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        """As ``JudgeModule.predict_scores``: ``score``, and ``probabilities`` or ``text``."""
-        if self.head.generates:
-            return self.head.generate_scores(self.backbone, self.tokenizer, input_ids, attention_mask,
-                                             self.max_new_tokens)
-        logits = self.backbone(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-        raw = logits[:, 0] if logits.shape[-1] == 1 else logits
-        out = {"score": self.head.scores(raw)}
-        probabilities = self.head.probabilities(raw)
-        if probabilities is not None:
-            out["probabilities"] = probabilities
-        return out
-
-
 def download(repo_id: str) -> Path:
     """The folder of hub model ``repo_id``: downloaded, or the cached copy when the hub cannot be
     reached; ``CheckpointError`` (one line) when there is neither."""
     from huggingface_hub import snapshot_download
 
-    from phudge_lightning.checkpoints import CheckpointError
     from phudge_lightning.hub_reach import unreachable
 
     offline = unreachable()
@@ -308,7 +269,7 @@ def download(repo_id: str) -> Path:
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
 
 
-def load_hf_judge(source: str | Path, dtype: str | None = None) -> HFJudgeModule:
+def load_hf_judge(source: str | Path, dtype: str | None = None) -> TransformersJudge:
     """A judge from a folder written by ``phudge export --format hf``, or a hub id of one (from the
     local cache alone when the hub cannot be reached: ``hub_reach.unreachable``). ``CheckpointError``,
     one line, for a hub id that is neither cached nor on a reachable hub."""
@@ -324,4 +285,22 @@ def load_hf_judge(source: str | Path, dtype: str | None = None) -> HFJudgeModule
     cls = AutoModelForCausalLM if config["head"] == "causal" else AutoModelForSequenceClassification
     kwargs = {"dtype": getattr(torch, dtype)} if dtype else {}
     model = cls.from_pretrained(folder, **kwargs).eval()
-    return HFJudgeModule(model, AutoTokenizer.from_pretrained(folder), config).eval()
+    return TransformersJudge(model, AutoTokenizer.from_pretrained(folder), config).eval()
+
+
+@register
+class TransformersFolder(Format):
+    name = "hf"
+    looks_like = "a transformers folder from phudge export --format hf (or its hub id)"
+
+    @classmethod
+    def holds(cls, path: Path) -> bool:
+        return is_hf_judge(path) or is_hub_id(str(path))
+
+    @classmethod
+    def read(cls, path: Path) -> TransformersJudge:
+        return load_hf_judge(path)
+
+    @classmethod
+    def write(cls, module, path: Path) -> Path:
+        return export_hf(module, path)
