@@ -107,7 +107,7 @@ def test_a_partial_file_says_which_sections_it_lacks(tmp_path):
 
 
 def test_evaluate_reports_sections_with_the_length_baseline_beside(tmp_path, rewardbench_file, tiny_llama_dir):
-    from phudge_lightning.export.folder import export
+    from phudge_lightning.formats import save
     from phudge_lightning.judge import Judge
     from phudge_lightning.model.module import JudgeModule
 
@@ -117,7 +117,7 @@ def test_evaluate_reports_sections_with_the_length_baseline_beside(tmp_path, rew
     baseline = json.loads(output.read_text())
     assert baseline["score_by_section"] == pytest.approx(hand_computed())
 
-    folder = export(JudgeModule(backbone=str(tiny_llama_dir), head="regression"), tmp_path / "judge")
+    folder = save(JudgeModule(backbone=str(tiny_llama_dir), head="regression"), tmp_path / "judge", "judge")
     output = tmp_path / "judge.json"
     assert main(["--checkpoint", str(folder), "--benchmark", "rewardbench", "--data", str(rewardbench_file),
                  "--device", "cpu", "--output", str(output)]) == 0

@@ -38,13 +38,9 @@ from phudge_lightning.bench.flops import (
 )
 from phudge_lightning.bench.generative import bench_generative
 from phudge_lightning.bench.profiler import profile_judge
+from phudge_lightning.bench.serve import percentile
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared/data/benchmarks/vicuna_eval.json"
-
-
-def percentile(values: list[int], q: float) -> float:
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))])
 
 
 # -- the head judge ------------------------------------------------------------------------------
@@ -118,7 +114,7 @@ def run(args: argparse.Namespace) -> dict:
         "max_new_tokens": args.max_new_tokens, "generative_n": n_gen if not args.skip_generative else 0,
         "generative_batch_size": args.generative_batch_size,
         "prompt_tokens_mean": statistics.fmean(lengths), "prompt_tokens_median": statistics.median(lengths),
-        "prompt_tokens_p99": percentile(lengths, 99), "non_embedding_params": params,
+        "prompt_tokens_p99": percentile(lengths, 0.99), "non_embedding_params": params,
         "tokenise_share": measured["tokenise_s"] / measured["seconds"],
         "padding_waste": measured["stats"].padding_waste, "judge_batches": measured["stats"].batches,
         "peak_flops": peaks[dtype], "peak_flops_by_dtype": peaks, "load_avg": [load_average()],
