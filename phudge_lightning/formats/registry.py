@@ -37,7 +37,7 @@ class Format:
     @classmethod
     def read(cls, path: Path):
         """The judge at ``path`` (anything ``model/scoring.py`` describes), on the CPU."""
-        return module_from_checkpoint(read_checkpoint(path))
+        return module_from_checkpoint(_checkpoint(cls, path))
 
     @classmethod
     def check(cls, path: Path) -> None:
@@ -101,22 +101,20 @@ def checkpoint_kind(path: str | Path) -> type[Format]:
     return kind
 
 
-def _one_line(path: Path, kind: type[Format], e: Exception) -> CheckpointError:
-    # A truncated or foreign file: say which, in one line.
-    return CheckpointError(f"{path} looks like {kind.looks_like} but cannot be read: "
-                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+def _checkpoint(kind: type[Format], path: Path) -> dict[str, Any]:
+    try:
+        return kind.checkpoint(path)
+    except CheckpointError:
+        raise
+    except Exception as e:  # a truncated or foreign file: say which, in one line
+        raise CheckpointError(f"{path} looks like {kind.looks_like} but cannot be read: "
+                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """One judge's checkpoint at ``path`` in Lightning's form, whatever its format."""
     path = resolve(path)
-    kind = kind_of(path)
-    try:
-        return kind.checkpoint(path)
-    except CheckpointError:
-        raise
-    except Exception as e:
-        raise _one_line(path, kind, e) from e
+    return _checkpoint(kind_of(path), path)
 
 
 def check_paths(paths) -> None:
