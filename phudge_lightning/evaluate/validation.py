@@ -39,11 +39,11 @@ def read_configs(configs: list[str]) -> tuple[dict, dict]:
 def validation_sets(configs: list[str]) -> tuple[dict[str, Benchmark], dict[str, slice]]:
     """(benchmarks by name, and for each source's pairs where their records lie among the
     validation pairs' records)."""
-    from datamodules import FeedbackCollectionDataModule, mixing
+    from datamodules import JudgeDataModule, mixing
     from datamodules.records import Pair
 
     data, model = read_configs(configs)
-    module = FeedbackCollectionDataModule(**{**data, "backbone": model["backbone"]})
+    module = JudgeDataModule(**{**data, "backbone": model["backbone"]})
     module.setup("validate")
     items, source = module.sets["val"].items, " ".join(configs)
     sets = {PAIRS: Benchmark(PAIRS, RELATIVE, source, "the held-out preference", [it for it in items if isinstance(it, Pair)]),
