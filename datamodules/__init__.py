@@ -1,14 +1,27 @@
-"""Records, prompts and batches: everything between a data file and a batch of token ids."""
+"""Records, prompts and batches: everything between a data file and a batch of token ids.
 
-from datamodules.backbones import EMBEDDED
-from datamodules.datasets import GradingDataset, to_dataset
-from datamodules.judge_datamodule import JudgeDataModule
-from datamodules.prompt import PromptEncoder, render
-from datamodules.records import Record, RecordError, validate_record
-from datamodules.sources import load_records
-from datamodules.tokenizer import load_tokenizer
+The names below are imported on first use, so that reading records (``datamodules.records``)
+does not pay for torch, transformers and Lightning, which the data module and the tokenizers need.
+"""
 
-__all__ = [
-    "EMBEDDED", "GradingDataset", "JudgeDataModule", "PromptEncoder", "Record", "RecordError",
-    "load_records", "load_tokenizer", "render", "to_dataset", "validate_record",
-]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "EMBEDDED": "backbones",
+    "GradingDataset": "datasets", "to_dataset": "datasets",
+    "JudgeDataModule": "judge_datamodule",
+    "PromptEncoder": "prompt", "render": "prompt",
+    "Record": "records", "RecordError": "records", "validate_record": "records",
+    "load_records": "sources",
+    "load_tokenizer": "tokenizer",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'datamodules' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"datamodules.{_WHERE[name]}"), name)

@@ -66,6 +66,14 @@ def run_file_command(prog: str, label: str, args, process) -> int:
     paths = prepare_files(prog, args)
     if paths is None:
         return 2
+    from phudge_lightning.hub_reach import missing_judge
+
+    # Before the model code's imports (seconds): a hub id with no hub to ask is refused at once.
+    paths_given = args.checkpoint if isinstance(args.checkpoint, list) else [args.checkpoint]
+    missing = next(filter(None, map(missing_judge, paths_given)), None)
+    if missing:
+        print(f"{prog}: {missing}", file=sys.stderr)
+        return 2
     from phudge_lightning.formats import CheckpointError
     from phudge_lightning.judge import Judge
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import re
 import warnings
 from contextlib import redirect_stdout
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import judge_module, phudge_grade_scores, write_jsonl
+from conftest import REPO, judge_module, phudge_grade_scores, write_jsonl
 from datamodules.prometheus import render
 from datamodules.prompt import PromptEncoder
 from datamodules.records import validate_record
@@ -248,6 +249,17 @@ def test_a_hub_id_neither_cached_nor_reachable_fails_at_once_in_one_line(tmp_pat
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "nobody-here/no-such-judge does not exist locally, and the hub is not reachable" in err
     assert "HF_HUB_OFFLINE is set" in err
+    # phudge grade says so before importing the model code (torch, transformers, Lightning: seconds)
+    import subprocess
+    import sys
+
+    probe = ("import sys; from phudge_lightning.cli import main; code = main(sys.argv[1:]); "
+             "print(sorted({'torch', 'transformers', 'lightning'} & set(sys.modules))); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, "grade", "--checkpoint", "nobody-here/no-such-judge", "--input",
+                           str(rows), "--output", str(tmp_path / "out.jsonl")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (2, "[]"), done.stderr
+    assert done.stderr.count("\n") == 1 and "does not exist locally" in done.stderr
 
 
 def test_the_hub_is_unreachable_when_offline_or_its_endpoint_does_not_answer(monkeypatch):

@@ -37,6 +37,7 @@ from torch import nn
 from heads.folded import FoldedBias
 from phudge_lightning.formats import prompt_template
 from phudge_lightning.formats.registry import CheckpointError, Format, register
+from phudge_lightning.hub_reach import is_hub_id, missing_judge
 from phudge_lightning.io import atomic_write_json
 from phudge_lightning.model.inference import prepare
 from phudge_lightning.model.transformers_judge import TransformersJudge
@@ -241,30 +242,19 @@ def is_hf_judge(path: str | Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file() and (path / SETTINGS).is_file()
 
 
-def is_hub_id(text: str) -> bool:
-    """``owner/name`` as the hub spells it, and no local path of that name, nor a local folder
-    ``owner``: ``runs/judge`` missing beside a ``runs/`` folder is a local path mistyped, and
-    trying it on the hub would only wait for the network (minutes, offline) to say so."""
-    import re
-
-    return not Path(text).exists() and not Path(text).parent.is_dir() and not text.endswith(".ckpt") and bool(
-        re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text))
-
-
 def download(repo_id: str) -> Path:
     """The folder of hub model ``repo_id``: downloaded, or the cached copy when the hub cannot be
     reached; ``CheckpointError`` (one line) when there is neither."""
     from huggingface_hub import snapshot_download
 
-    from phudge_lightning.hub_reach import unreachable
+    from phudge_lightning.hub_reach import not_found, unreachable
 
     offline = unreachable()
     try:
         return Path(snapshot_download(repo_id, local_files_only=offline is not None))
     except Exception as e:  # not cached, unknown repository, no access: all mean "not found" here
         if offline is not None:
-            raise CheckpointError(f"{repo_id} does not exist locally, and the hub is not reachable to look for it "
-                                  f"there ({offline})") from e
+            raise CheckpointError(not_found(repo_id, offline)) from e
         raise CheckpointError(f"no checkpoint or exported judge at {repo_id}, and no hub model of that id "
                               f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
 
@@ -296,6 +286,13 @@ class TransformersFolder(Format):
     @classmethod
     def holds(cls, path: Path) -> bool:
         return is_hf_judge(path) or is_hub_id(str(path))
+
+    @classmethod
+    def check(cls, path: Path) -> None:
+        # A hub id neither cached nor on a reachable hub is refused here, before any loading.
+        missing = missing_judge(path) if not path.exists() else None
+        if missing:
+            raise CheckpointError(missing)
 
     @classmethod
     def read(cls, path: Path) -> TransformersJudge:
