@@ -158,8 +158,10 @@ def test_new_token_counts():
 
 
 def test_bench_speed_json(tiny_llama_dir, small_records_file, capsys):
+    # float32: "auto" follows a 0.02 s peak measurement, which on a busy CPU may pick bfloat16 and
+    # make the run minutes long; the choice itself is tested below
     argv = ["--backbone", str(tiny_llama_dir), "--data", str(small_records_file), "--n", "5", "--generative-n", "3",
-            "--generative-batch-size", "2", "--max-new-tokens", "4", "--peak-seconds", "0.02", "--json"]
+            "--generative-batch-size", "2", "--max-new-tokens", "4", "--peak-seconds", "0.02", "--dtype", "float32", "--json"]
     assert bench_speed.main(argv) == 0
     out = capsys.readouterr().out
     result = last_json(out)
@@ -173,6 +175,13 @@ def test_bench_speed_json(tiny_llama_dir, small_records_file, capsys):
     assert 0 < result["attention_flops_share"] < 1 and result["full_limit_per_s"] < result["limit_per_s"]
     assert result["full_limit_fraction"] == pytest.approx(result["judge_per_s"] / result["full_limit_per_s"])
     assert result["dtype"] in result["peak_flops_by_dtype"] and len(result["judge_runs_s"]) == 2
+
+
+def test_auto_dtype_is_the_higher_measured_peak():
+    cpu = torch.device("cpu")
+    assert bench_speed.resolve_dtype("auto", cpu, {"float32": 2e11, "bfloat16": 9e11}) == "bfloat16"
+    assert bench_speed.resolve_dtype("auto", cpu, {"float32": 2e11, "bfloat16": 1e11}) == "float32"
+    assert bench_speed.resolve_dtype("float16", cpu, {"float32": 2e11}) == "float16"
 
 
 def test_bench_speed_skip_generative_float32(tiny_llama_dir, small_records_file, capsys):
