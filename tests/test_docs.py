@@ -64,3 +64,11 @@ def test_the_pattern_tells_real_uses_from_process_talk(tmp_path):
                      '@pytest.fixture(scope="session")\nclient = requests.Session()\nan excellent, silent possession\n')
     found = hits(PROCESS, probe, REAL_USES)
     assert [hit.split(":")[1] for hit in found] == ["1", "2", "3"]
+
+
+def test_the_docs_link_to_files_that_exist():
+    link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+    pages = [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md"))
+    broken = [f"{page.relative_to(REPO)}: {target}" for page in pages for target in link.findall(page.read_text())
+              if "://" not in target and not (page.parent / target).exists()]
+    assert not broken, "links to nothing:\n" + "\n".join(broken)
