@@ -122,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         inner = getattr(optimizer, "optimizer", optimizer)  # DeepSpeed's ZeRO optimizer wraps torch's AdamW
         adam_steps = max(int(s["step"]) for s in inner.state.values() if "step" in s)
         state[f"counts-{name}-{steps}"] = (adam_steps, run.trainer.lr_scheduler_configs[0].scheduler.last_epoch)
+        # The run's end, saved here: ModelCheckpoint rewrites last.ckpt only beside a new best, so a
+        # run whose val/loss rose at its last validation keeps an older last.ckpt.
+        state[f"val-{name}-{steps}"] = float(run.trainer.callback_metrics["val/loss"])
+        state[f"end-{name}-{steps}"] = end = work / name / f"end-step-{steps}.ckpt"
+        run.trainer.save_checkpoint(end)
         return max((work / name).glob("*/version_*/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
 
     steps, state = Steps(), {}
@@ -144,17 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     def step_resume():
         from phudge_lightning.formats import read_checkpoint
 
-        whole = fit("whole", 2 * k)
-        resumed = fit("first", 2 * k, "--ckpt_path", str(state["first"]))
-        state["ckpt"] = resumed
-        a, b = read_checkpoint(whole), read_checkpoint(resumed)
+        fit("whole", 2 * k)
+        fit("first", 2 * k, "--ckpt_path", str(state["first"]))
+        state["ckpt"] = resumed = state[f"end-first-{2 * k}"]
+        a, b = read_checkpoint(state[f"end-whole-{2 * k}"]), read_checkpoint(resumed)
         if (a["global_step"], b["global_step"]) != (2 * k, 2 * k):
             raise AssertionError(f"global steps {a['global_step']} and {b['global_step']}, not {2 * k}")
         counts = state[f"counts-whole-{2 * k}"], state[f"counts-first-{2 * k}"]
         if counts[0] != counts[1] or counts[1][0] != 2 * k:
             raise AssertionError(f"(Adam steps, LR schedule steps): uninterrupted {counts[0]}, resumed {counts[1]}")
-        loss = [float(next(v for k, v in c["callbacks"].items() if k.startswith("ModelCheckpoint"))["current_score"])
-                for c in (a, b)]
+        loss = [state[f"val-whole-{2 * k}"], state[f"val-first-{2 * k}"]]
         steps.figures["val_loss_whole_resumed"] = loss
         if abs(loss[0] - loss[1]) > 0.02 * abs(loss[0]):
             raise AssertionError(f"val/loss at step {2 * k}: uninterrupted {loss[0]:.4f}, resumed {loss[1]:.4f}")
