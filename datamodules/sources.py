@@ -98,13 +98,14 @@ def iter_source(spec: str, errors: list | None = None, split: str | None = None)
 
 def load_items(
     spec: str, *, format: str = "auto", skip_invalid: bool = False, require_score: bool = True,
-    limit: int | None = None, errors: list | None = None, split: str | None = None,
+    limit: int | None = None, errors: list | None = None, split: str | None = None, stats: dict | None = None,
 ) -> tuple[list[Record | Pair], list[RecordError], int]:
     """Items (records and pairs) read from ``spec`` through the format registry (``split``: a
     hub dataset's split, ``train`` when None; local files have one).
 
     Returns (items, errors, dropped): bad rows raise ``RecordError``, or with ``skip_invalid``
     are returned in ``errors``; ``dropped`` counts rows that carry no label (a format's None).
+    ``stats``, given, receives the ``format`` used and the number of ``rows`` read.
     """
     if format != "auto":
         get_format(format)  # an unknown name fails before reading
@@ -121,7 +122,9 @@ def load_items(
         fmt, rows = get_format(name), itertools.chain(first, rows)
     else:
         fmt = get_format(format)
+    read = 0
     for row_no, row in rows:
+        read += 1
         try:
             parsed = fmt.parse(row, source, row_no, require_score=require_score and fmt.kind == "absolute")
         except RecordError as e:
@@ -133,10 +136,14 @@ def load_items(
             dropped += 1
             continue
         items.extend(parsed if isinstance(parsed, list) else [parsed])
-        if limit is not None and len(items) >= limit:
+        if limit is not None and len(items) >= limit and fmt.combine is None:
             break
     # Malformed lines among the first rows were met while detecting: back in file order.
     errors[known:] = sorted(errors[known:], key=lambda e: e.row if isinstance(e.row, int) else float("inf"))
+    if fmt.combine is not None:  # rows are answers; the items pair them
+        items = fmt.combine(items)[:limit]
+    if stats is not None:
+        stats.update(format=fmt.name, rows=read)
     if errors:
         log.warning("%s: skipped %d invalid rows (first: %s)", source, len(errors), errors[0])
     return items, errors, dropped

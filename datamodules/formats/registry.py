@@ -6,6 +6,10 @@ preference), a list of them, or None for a row that carries no label (it is coun
 dropped, not as an error). Training, ``phudge data`` and ``phudge evaluate`` all read through
 it. A bad row raises ``RecordError`` naming the file, the row and the file's own field.
 
+A format whose rows are single answers but whose labels compare answers to one question
+(TruthfulQA's human labels) also gives ``combine(items) -> items``: it runs once over all the
+rows' records and returns the pairs (``limit`` then counts what it returns).
+
     from datamodules.formats import register_format
 
     @register_format("my_pairs", kind="pairs", detect=lambda row: "winner" in row)
@@ -32,16 +36,20 @@ class Format:
     detect: Callable[[object], bool] | None
     label: str  # what the label is, in words
     doc: str
+    combine: Callable[[list], list] | None = None  # the whole source's records -> its items (pairs)
 
 
 FORMATS: dict[str, Format] = {}
 
 
-def register_format(name: str, *, kind: str, label: str = "", detect: Callable[[object], bool] | None = None) -> Callable:
+def register_format(name: str, *, kind: str, label: str = "", detect: Callable[[object], bool] | None = None,
+                    combine: Callable[[list], list] | None = None) -> Callable:
     """Register ``parse(row, source, row_no, require_score=True)`` as the format ``name``.
 
     ``detect(row)`` (optional) says whether a row looks like this format; ``format: auto``
-    tries the detectors in registration order and falls back to ``records``.
+    tries the detectors in registration order and falls back to ``records``. ``combine``
+    (optional) turns the records of all rows into the source's items, e.g. pairs of answers to
+    one question.
     """
     if kind not in KINDS:
         raise ValueError(f"register_format({name!r}): kind must be one of {KINDS}, got {kind!r}")
@@ -49,7 +57,7 @@ def register_format(name: str, *, kind: str, label: str = "", detect: Callable[[
     def decorator(parse: Callable) -> Callable:
         if name in FORMATS and FORMATS[name].parse is not parse:
             raise ValueError(f"a format named {name!r} is already registered ({FORMATS[name].parse!r})")
-        FORMATS[name] = Format(name, kind, parse, detect, label, inspect.getdoc(parse) or "")
+        FORMATS[name] = Format(name, kind, parse, detect, label, inspect.getdoc(parse) or "", combine)
         return parse
 
     return decorator

@@ -6,11 +6,14 @@ import argparse
 import json
 import sys
 
-# rows: the file's rows read; valid: the items they gave (a scored record, or a pair: one row of a
-# pair format), of which ``pairs`` are pairs; unlabelled: rows a format drops for having no label
-# (PandaLM's three-way disagreements); with_rubric, with_reference and p99_tokens are over responses
-# (a pair is two).
-KEYS = ("rows", "valid", "invalid", "unlabelled", "pairs", "with_rubric", "with_reference", "p99_tokens")
+# format: the format read (detected under auto); rows: the file's rows read; valid: the items they
+# gave (a scored record, or a pair: one row of most pair formats, several for some, and pairs formed
+# across rows for a format that pairs answers to one question), of which ``pairs`` are pairs, ``ties``
+# ties; longer_preferred: the share of decided pairs whose preferred response is the longer (what the
+# length heuristic gets right); unlabelled: rows a format drops for having no label (PandaLM's
+# three-way disagreements); with_rubric, with_reference and p99_tokens are over responses (a pair is two).
+KEYS = ("format", "rows", "valid", "invalid", "unlabelled", "pairs", "ties", "longer_preferred", "with_rubric",
+        "with_reference", "p99_tokens")
 
 
 def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "auto", percentile: float = 99.0,
@@ -20,18 +23,26 @@ def summarize(data: str, backbone: str | None = "smollm2-135m", format: str = "a
     from datamodules.sources import load_items, no_valid_rows
 
     with score_scale(score_range):
-        items, errors, dropped = load_items(data, format=format, skip_invalid=True)
+        stats = {}
+        items, errors, dropped = load_items(data, format=format, skip_invalid=True, stats=stats)
     if not items:  # a source with nothing valid is refused, as load_records refuses it
         error = no_valid_rows(data)
         error.errors = errors  # what was wrong with its rows, for main to show before the refusal
         raise error
+    from datamodules.mixing import preferred_is_longer
+
     records = [r for it in items for r in ((it.a, it.b) if isinstance(it, Pair) else (it,))]
+    pairs = [it for it in items if isinstance(it, Pair)]
+    longer = [side for side in map(preferred_is_longer, pairs) if side is not None]
     result = {
-        "rows": len(items) + len(errors) + dropped,
+        "format": stats["format"],
+        "rows": stats["rows"],
         "valid": len(items),
         "invalid": len(errors),
         "unlabelled": dropped,
-        "pairs": sum(isinstance(it, Pair) for it in items),
+        "pairs": len(pairs),
+        "ties": sum(p.preference == 0.5 for p in pairs),
+        "longer_preferred": round(sum(longer) / len(longer), 3) if longer else None,
         "with_rubric": sum(r.rubric is not None for r in records),
         "with_reference": sum(r.reference_answer is not None for r in records),
         "p99_tokens": None,
