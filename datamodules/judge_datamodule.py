@@ -113,6 +113,9 @@ class JudgeDataModule(L.LightningDataModule):
         self.stats: dict[str, float] = {}
         self._train_sampler: LengthGroupedBatchSampler | None = None
         self._resume_at: tuple[int, int] | None = None  # (epoch, batches) from a checkpoint
+        # Whether the judge reads a rubric and a reference answer: set from the training prompts
+        # (False when none held one), or from a checkpoint's prompt settings.
+        self.reads: dict[str, bool] = {}
 
     # -- loading -------------------------------------------------------------------------------
     def _load(self, spec: str, *, require_score: bool = True) -> list[Record]:
@@ -124,7 +127,7 @@ class JudgeDataModule(L.LightningDataModule):
         return records
 
     def _encoder(self, with_completion: bool, max_length: int | None) -> PromptEncoder:
-        return PromptEncoder(self.tokenizer, max_length=max_length, use_chat_template=self.hparams.use_chat_template,
+        return PromptEncoder(self.tokenizer, max_length=max_length, use_chat_template=self.hparams.use_chat_template, **self.reads,
                              with_completion=with_completion, score_range=tuple(self.hparams.score_range),
                              layout=self.hparams.layout)
 
@@ -160,7 +163,7 @@ class JudgeDataModule(L.LightningDataModule):
         """How prompts are built: the token budget, the chat template and the layout. Saved in this
         module's state (so in every checkpoint), read back by ``Judge.load`` and by test/predict."""
         return {"max_length": self.max_length, "use_chat_template": self.hparams.use_chat_template,
-                "layout": self.hparams.layout}
+                "layout": self.hparams.layout, **self.reads}
 
     def _setup_sources(self) -> None:
         """Train and validation sets from ``sources``: records and pairs, split by instruction."""
@@ -203,6 +206,8 @@ class JudgeDataModule(L.LightningDataModule):
                            "train_rows_shortened": over})
         log.info("max_length %d (p%s of %d training items); %d (%.1f%%) will be shortened",
                  self.max_length, h.length_percentile, len(train), over, 100 * over / max(len(train), 1))
+        self.reads = {"reads_rubric": h.rubric_dropout < 1 and holds(train, "rubric"),
+                      "reads_reference": h.reference_dropout < 1 and holds(train, "reference_answer")}
         encoder = self._encoder(causal, self.max_length)
         self.sets["train"] = dataset(train, encoder, rubric_dropout=h.rubric_dropout,
                                      reference_dropout=h.reference_dropout, seed=h.seed)
@@ -215,6 +220,9 @@ class JudgeDataModule(L.LightningDataModule):
         ``prompt_settings``): its layout always, since a judge read another way grades noise, and
         its token budget unless ``max_length`` was set explicitly. Sets already built are rebuilt."""
         changed = False
+        reads = {key: settings[key] for key in ("reads_rubric", "reads_reference") if key in settings}
+        if reads != self.reads:
+            self.reads, changed = reads, True
         layout = settings.get("layout", "prometheus")
         if layout != self.hparams.layout:
             log.info("prompts in the judge's %r layout (the data config says %r)", layout, self.hparams.layout)
@@ -313,3 +321,11 @@ def adopt_former_state(checkpoint: dict) -> None:
     for name in FORMER_NAMES:
         if name in checkpoint and JudgeDataModule.__qualname__ not in checkpoint:
             checkpoint[JudgeDataModule.__qualname__] = checkpoint.pop(name)
+
+
+def holds(train, field: str) -> bool:
+    """Whether any training record (or pair's record, or table row) has ``field``."""
+    if isinstance(train, datasets.Dataset):
+        return field in train.column_names and any(value is not None for value in train[field])
+    records = (r for item in train for r in ((item.a, item.b) if isinstance(item, Pair) else (item,)))
+    return any(getattr(r, field, None) is not None for r in records)

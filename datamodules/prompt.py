@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 
 from datamodules import conversation, phudge_prompt
@@ -64,7 +65,7 @@ class PromptEncoder:
     """
 
     def __init__(self, tokenizer, max_length: int | None = None, use_chat_template: bool = True, with_completion: bool = False,
-                 score_range=(1, 5), layout: str = "prometheus"):
+                 score_range=(1, 5), layout: str = "prometheus", reads_rubric: bool = True, reads_reference: bool = True):
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         if layout == "conversation" and with_completion:
@@ -76,6 +77,21 @@ class PromptEncoder:
         # The phudge layout writes its chat markup as text: never through the tokenizer's template.
         self.chat = bool(use_chat_template and layout != "phudge" and getattr(tokenizer, "chat_template", None))
         self.with_completion = with_completion
+        # A judge trained on prompts that never held a rubric (or a reference answer) grades as
+        # it was trained: the section is left out, since text it never saw only moves its score.
+        self.reads_rubric, self.reads_reference = reads_rubric, reads_reference
+        self._warned = False
+
+    def as_read(self, record: Record) -> Record:
+        """``record`` without the sections this judge does not read (a warning, once, if it had them)."""
+        drop = {name: None for name, reads in (("rubric", self.reads_rubric), ("reference_answer", self.reads_reference))
+                if not reads and getattr(record, name) is not None}
+        if not drop:
+            return record
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"this judge was trained without {' or '.join(drop)}: left out of its prompts", stacklevel=3)
+        return dataclasses.replace(record, **drop)
 
     def text(self, record: Record) -> str:
         if self.layout == "phudge":
@@ -103,10 +119,12 @@ class PromptEncoder:
 
     def length(self, record: Record) -> int:
         """Untruncated token length (prompt plus completion for the causal head)."""
+        record = self.as_read(record)
         n = len(self._ids(self.text(record)))
         return n + (len(self._completion_ids(record)) if self.with_completion else 0)
 
     def encode(self, record: Record) -> Encoded:
+        record = self.as_read(record)
         tail = self._completion_ids(record) if self.with_completion else []
         budget = None if self.max_length is None else self.max_length - len(tail)
         if budget is not None and budget < 16:

@@ -1,6 +1,8 @@
 """The prompt settings of a judge: how its prompts were built in training, so that it is read
 the same way when it grades. A dict of ``max_length`` (the token budget), ``use_chat_template``
-and ``layout`` (one of ``datamodules.prompt.LAYOUTS``), made by the data module
+``layout`` (one of ``datamodules.prompt.LAYOUTS``), and ``reads_rubric`` / ``reads_reference``
+(False when no training prompt held a rubric / a reference answer: grading then leaves them out;
+absent, as in judges made before this setting, means True), made by the data module
 (``JudgeDataModule.prompt_settings``), saved in its checkpoint state, and read back here."""
 
 from __future__ import annotations

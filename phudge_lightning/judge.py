@@ -116,7 +116,9 @@ class Judge:
         max_length = token_budget(self.tokenizer, max_length or settings.get("max_length"))
         self.encoder = PromptEncoder(self.tokenizer, max_length=max_length,
                                      use_chat_template=settings.get("use_chat_template", True), score_range=self.score_range,
-                                     layout=settings.get("layout", "prometheus"))
+                                     layout=settings.get("layout", "prometheus"),
+                                     reads_rubric=settings.get("reads_rubric", True),
+                                     reads_reference=settings.get("reads_reference", True))
         self.collate = Collator(self.tokenizer.pad_token_id, self.tokenizer.padding_side)
         self.batch_size = batch_size
         # On CPU a padded batch is slower than its rows one by one (see the module docstring).
