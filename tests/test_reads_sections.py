@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import write_jsonl
-from datamodules.feedback_collection import FeedbackCollectionDataModule
+from datamodules.judge_datamodule import JudgeDataModule
 from datamodules.prompt import PromptEncoder
 from datamodules.records import Record
 from tiny import tiny_tokenizer
@@ -36,12 +36,12 @@ def records_file(path, with_rubric: bool):
 @pytest.mark.parametrize("with_rubric", [False, True])
 def test_data_module_records_what_training_prompts_held(tiny_llama_dir, tmp_path, with_rubric):
     data = records_file(tmp_path / "records.jsonl", with_rubric)
-    dm = FeedbackCollectionDataModule(backbone=str(tiny_llama_dir), sources=[{"data": str(data)}], max_length=64,
+    dm = JudgeDataModule(backbone=str(tiny_llama_dir), sources=[{"data": str(data)}], max_length=64,
                                       layout="conversation")
     dm.setup("fit")
     assert dm.prompt_settings["reads_rubric"] is with_rubric
     assert dm.prompt_settings["reads_reference"] is False
     # read back from a checkpoint's settings, a fresh module builds prompts the same way
-    other = FeedbackCollectionDataModule(backbone=str(tiny_llama_dir), max_length=64, layout="conversation")
+    other = JudgeDataModule(backbone=str(tiny_llama_dir), max_length=64, layout="conversation")
     other.use_prompt_settings(dm.prompt_settings)
     assert other.reads == {"reads_rubric": with_rubric, "reads_reference": False}

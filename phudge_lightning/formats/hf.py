@@ -193,6 +193,8 @@ def settings(module) -> dict:
             "add_special_tokens": not chat,  # a chat template already writes the special tokens
             "max_length": module.prompt_settings.get("max_length"),
             "layout": layout,
+            # False where the judge never read the section in training: a caller leaves it out.
+            **{key: module.prompt_settings[key] for key in ("reads_rubric", "reads_reference") if key in module.prompt_settings},
         },
         "max_new_tokens": module.hparams.max_new_tokens,
         "hparams": {k: v for k, v in dict(module.hparams).items() if k != "plugins"},

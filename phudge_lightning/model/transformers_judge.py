@@ -29,7 +29,9 @@ class TransformersJudge(nn.Module):
         self.max_new_tokens = config.get("max_new_tokens", 256)
         self.prompt_settings = {"max_length": config["prompt"].get("max_length"),
                                 "use_chat_template": config["prompt"].get("use_chat_template", True),
-                                "layout": config["prompt"].get("layout", "prometheus")}
+                                "layout": config["prompt"].get("layout", "prometheus"),
+                                **{key: config["prompt"][key] for key in ("reads_rubric", "reads_reference")
+                                   if key in config["prompt"]}}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The head's raw prediction from the model's logits: (N,) for one label, (N, C) else."""
