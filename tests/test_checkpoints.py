@@ -93,7 +93,7 @@ def test_each_kind_is_told_by_what_it_holds(in_fixture, tmp_path):
     (tmp_path / "export" / "judge.json").write_text("{}")
     (tmp_path / "export" / "trained.safetensors").write_bytes(b"")
     assert kind_of(tmp_path / "export").name == "judge"
-    assert list(FORMATS) == ["judge", "deepspeed", "lightning", "ensemble", "hf"]
+    assert list(FORMATS) == ["judge", "deepspeed", "lightning", "ensemble", "peft", "hf"]
 
 
 @pytest.mark.parametrize("what", ["absent", "text file", "hf folder", "export cut short"])

@@ -48,7 +48,7 @@ def test_a_new_format_is_one_registered_class(torch_save_format, tiny_llama_dir,
     assert registry.checkpoint_kind(folder) is torch_save_format
     with pytest.raises(CheckpointError, match="a folder holding checkpoint.pt"):  # the error lists it
         kind_of(tmp_path)
-    with pytest.raises(ValueError, match="writable formats are judge, ensemble, hf, torch-save"):
+    with pytest.raises(ValueError, match="writable formats are judge, ensemble, peft, hf, torch-save"):
         save(module, tmp_path / "x", "lightning")
 
 

@@ -12,7 +12,7 @@ import torch
 
 from datamodules.phudge_prompt import render
 from datamodules.records import validate_record
-from phudge_lightning.export import peft
+from phudge_lightning.formats import peft
 from phudge_lightning.formats import hf
 from phudge_lightning.judge import Judge
 
@@ -81,7 +81,7 @@ def test_an_adapter_made_as_the_authors_make_theirs_grades_as_peft(tiny_phi3_dir
     assert judge_scores(judge) == pytest.approx(peft_scores(tiny_phi3_dir, folder, texts, num_labels), abs=1e-4)
 
 
-def test_an_adapter_that_is_not_a_classifier_is_refused(tiny_phi3_dir, tmp_path):
+def test_a_causal_adapter_without_our_settings_is_refused(tiny_phi3_dir, tmp_path):
     folder = authors_adapter(tiny_phi3_dir, tmp_path / "lora", 5, rank=4)
     config = json.loads((folder / peft.CONFIG).read_text())
     (folder / peft.CONFIG).write_text(json.dumps({**config, "task_type": "CAUSAL_LM"}))
@@ -164,3 +164,58 @@ def test_phudge_export_format_peft(tiny_llama_dir, tmp_path, capsys):
     plain = save(trained_module(tiny_llama_dir, "regression"), tmp_path / "plain", "judge")
     assert export_main(["--checkpoint", str(plain), "--output", str(tmp_path / "no"), "--format", "peft"]) == 2
     assert "cannot be exported as a peft adapter" in capsys.readouterr().err
+
+
+def test_every_command_reads_the_authors_adapter(tiny_phi3_dir, tmp_path):
+    from conftest import phudge_grade_scores
+    from phudge_lightning.evaluate.run import main as evaluate_main
+    from phudge_lightning.formats import kind_of, load
+
+    folder = authors_adapter(tiny_phi3_dir, tmp_path / "final_lora", 5, rank=8)
+    texts = [render(validate_record(r, require_score=False)) for r in RECORDS]
+    expected = peft_scores(tiny_phi3_dir, folder, texts, 5)
+    assert kind_of(folder).name == "peft"
+    assert judge_scores(Judge.load(folder, device="cpu")) == pytest.approx(expected, abs=1e-4)
+    assert judge_scores(Judge(load(folder), device="cpu")) == pytest.approx(expected, abs=1e-4)
+    assert phudge_grade_scores(folder, RECORDS, tmp_path) == pytest.approx(expected, abs=1e-4)
+    # phudge evaluate: chosen (a) over rejected (b), right where a scores higher
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": RECORDS[0]["instruction"], "chosen": a["response"],
+                                         "rejected": b["response"], "subset": "hep-python", "id": i}) + "\n"
+                             for i, (a, b) in enumerate([(RECORDS[0], RECORDS[1]), (RECORDS[2], RECORDS[3])])))
+    output = tmp_path / "eval.json"
+    assert evaluate_main(["--checkpoint", str(folder), "--benchmark", "rewardbench", "--data", str(pairs),
+                          "--device", "cpu", "--output", str(output)]) == 0
+    bare = [Judge.load(folder, device="cpu").grade(RECORDS[0]["instruction"], r["response"]).score for r in RECORDS]
+    assert json.loads(output.read_text())["accuracy"] == ((bare[0] > bare[1]) + (bare[2] > bare[3])) / 2
+
+
+def test_an_adapter_is_read_by_its_hub_id(tiny_phi3_dir, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from phudge_lightning import hub_reach
+    from phudge_lightning.formats import kind_of
+
+    folder = authors_adapter(tiny_phi3_dir, tmp_path / "final_lora", 1, rank=8)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo_id, filename, **kw: str(folder / filename) if repo_id == "authors/phudge" else None)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kw: str(folder))
+    monkeypatch.setattr(hub_reach, "unreachable", lambda: "HF_HUB_OFFLINE is set")
+    assert kind_of("authors/phudge").name == "peft" and kind_of("someone/else").name == "hf"
+    texts = [render(validate_record(r, require_score=False)) for r in RECORDS]
+    assert judge_scores(Judge.load("authors/phudge", device="cpu")) == \
+        pytest.approx(peft_scores(tiny_phi3_dir, folder, texts, 1), abs=1e-4)
+
+
+def test_a_foreign_adapter_is_refused_in_one_line(tiny_phi3_dir, tmp_path):
+    from phudge_lightning.formats import CheckpointError, kind_of, load
+
+    folder = authors_adapter(tiny_phi3_dir, tmp_path / "lora", 1, rank=4)
+    (folder / peft.WEIGHTS).unlink()
+    with pytest.raises(CheckpointError, match="holds adapter_config.json but no adapter_model.safetensors"):
+        kind_of(folder)
+    folder = authors_adapter(tiny_phi3_dir, tmp_path / "lora2", 1, rank=4)
+    config = json.loads((folder / peft.CONFIG).read_text())
+    (folder / peft.CONFIG).write_text(json.dumps({**config, "task_type": "TOKEN_CLS"}))
+    with pytest.raises(CheckpointError, match="field 'task_type' is 'TOKEN_CLS'"):
+        load(folder)

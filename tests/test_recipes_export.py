@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from heads.folded import FoldedBias
-from phudge_lightning.export import peft
+from phudge_lightning.formats import peft
 from phudge_lightning.formats import hf
 from phudge_lightning.judge import Judge
 from phudge_lightning.model.module import JudgeModule

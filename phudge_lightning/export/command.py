@@ -103,8 +103,7 @@ def export_hf_folder(args) -> int:
 
 
 def export_peft_folder(args) -> int:
-    from phudge_lightning.export import peft
-    from phudge_lightning.formats import CheckpointError
+    from phudge_lightning.formats import CheckpointError, peft, save
     from phudge_lightning.formats.hf import NotExportable
 
     (checkpoint,) = args.checkpoint
@@ -117,7 +116,7 @@ def export_peft_folder(args) -> int:
         print(f"phudge export: {checkpoint} is an ensemble: --format peft writes one adapter", file=sys.stderr)
         return 2
     try:
-        folder = peft.export_peft(module, args.output)
+        folder = save(module, args.output, "peft")
     except NotExportable as e:
         print(f"phudge export: {checkpoint} cannot be exported as a peft adapter: {e}", file=sys.stderr)
         return 2

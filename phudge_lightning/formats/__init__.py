@@ -4,7 +4,7 @@
     judge = formats.load("runs/paper/.../best-epoch=0-step=9.ckpt")   # a file, a DeepSpeed folder ...
     judge = formats.load("default")                                   # the judge shipped in the package
     judge = formats.load(["seed1.ckpt", "seed2.ckpt"])                # several: one ensemble
-    formats.save(module, "my-judge/", "judge")                        # or "hf", "ensemble"
+    formats.save(module, "my-judge/", "judge")                        # or "hf", "peft", "ensemble"
 
 The formats, tried in this order (the first whose ``holds`` is true reads the path):
 
@@ -12,6 +12,9 @@ The formats, tried in this order (the first whose ``holds`` is true reads the pa
 - ``deepspeed`` (``deepspeed.py``): a folder from ``phudge fit`` under DeepSpeed;
 - ``lightning`` (``lightning.py``): a ``.ckpt`` file from ``phudge fit``;
 - ``ensemble`` (``ensemble.py``): several judge folders and ``ensemble.json``;
+- ``peft`` (``peft.py``): a peft adapter folder (``adapter_config.json``, a sequence classifier of
+  the base model it names), from ``phudge export --format peft`` or saved as the PHUDGE authors
+  saved theirs, or its hub id;
 - ``hf`` (``hf.py``): a transformers folder from ``phudge export --format hf``, or its hub id.
 
 Adding a format is one module holding one class, registered with ``@register`` and imported
@@ -40,7 +43,9 @@ and the CLI's ``--ckpt_path`` (``trainer_io.JudgeCheckpointIO``) call it, never 
 from phudge_lightning.formats.registry import (DEFAULT, FORMATS, CheckpointError, Format, check_paths, expected,
                                                kind_of, load, read_checkpoint, register, resolve, save)
 # The formats register themselves on import, in the order paths are tried.
-from phudge_lightning.formats import judge_folder, deepspeed, lightning, ensemble, hf  # noqa: E402,F401  isort: skip
+from phudge_lightning.formats import judge_folder, deepspeed, lightning, ensemble  # noqa: E402,F401  isort: skip
+# An adapter's hub id before hf's, which takes any hub id.
+from phudge_lightning.formats import peft, hf  # noqa: E402,F401  isort: skip
 
 __all__ = ["DEFAULT", "FORMATS", "CheckpointError", "Format", "check_paths", "expected", "kind_of", "load",
            "read_checkpoint", "register", "resolve", "save"]

@@ -1,5 +1,6 @@
-"""``phudge export --format peft``: the judge as a PEFT adapter of a few MB, and reading any
-sequence-classification adapter (ours, or one saved as the PHUDGE authors saved theirs) as a judge.
+"""The ``peft`` format: a judge as a PEFT adapter of a few MB (``phudge export --format peft``),
+and any sequence-classification adapter (ours, or one saved as the PHUDGE authors saved theirs)
+read as a judge wherever a checkpoint is accepted: a folder, or the hub id of one.
 
 The folder is what peft's ``save_pretrained`` writes for a ``SEQ_CLS`` task: ``adapter_config.json``
 (naming the base model) and ``adapter_model.safetensors`` (the LoRA weights, and the head as the
@@ -25,7 +26,10 @@ import copy
 import json
 from pathlib import Path
 
-from phudge_lightning.formats import hf, prompt_template
+# (hf is imported where used: this format registers before hf's, which takes any hub id)
+from phudge_lightning.formats import prompt_template
+from phudge_lightning.formats.registry import CheckpointError, Format, register
+from phudge_lightning.hub_reach import is_hub_id
 from phudge_lightning.io import atomic_write_json
 from phudge_lightning.model.transformers_judge import TransformersJudge
 
@@ -42,11 +46,11 @@ def export_peft(module, output: str | Path, *, base_model: str | None = None) ->
     ``base_model``: the name written in ``adapter_config.json`` (default: the backbone's hub id,
     or the name it was trained from). ``NotExportable`` before writing anything when the
     classifier cannot hold the judge. The module's backbone is unloaded (LoRA removed) on the way."""
-    from phudge_lightning.export.card import base_model_id
+    from phudge_lightning.formats import hf
 
     if module.hparams.full_finetune:
         raise hf.NotExportable("a fully fine-tuned backbone is not an adapter of its base model: use --format hf")
-    name = base_model or base_model_id(module.hparams.backbone) or module.hparams.backbone
+    name = base_model or hub_name(module.hparams.backbone)
     if hf._head_name(module) == "causal":
         adapter = causal_adapter(module, name)
     else:
@@ -66,8 +70,18 @@ def export_peft(module, output: str | Path, *, base_model: str | None = None) ->
     return output
 
 
+def hub_name(backbone: str) -> str:
+    """The base model's name for ``adapter_config.json``: an embedded backbone's hub id (where the
+    same weights live), else the name the judge was trained from."""
+    from datamodules.backbones import EMBEDDED
+
+    return EMBEDDED[backbone].hub_id if backbone in EMBEDDED else backbone
+
+
 def causal_adapter(module, name: str):
     """The causal judge's own peft model (LoRA on the language model), as a ``CAUSAL_LM`` adapter."""
+    from phudge_lightning.formats import hf
+
     if not hasattr(module.backbone, "peft_config"):
         raise hf.NotExportable("this causal judge has no LoRA adapter: it is its base model (use --format hf)")
     config = module.backbone.peft_config["default"]
@@ -81,6 +95,7 @@ def classifier_adapter(module, name: str):
     (B = 0), for peft needs one."""
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
+    from phudge_lightning.formats import hf
     from phudge_lightning.model.backbone import lora_targets
 
     hf.check_head(module)
@@ -182,13 +197,12 @@ def load_peft_judge(source: str | Path, dtype: str | None = None) -> Transformer
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from datamodules.backbones import EMBEDDED
+    from phudge_lightning.formats import hf
     from phudge_lightning.model.gguf import resolve_backbone
 
     folder = Path(source)
-    if not folder.exists():
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(str(source)))
+    if not folder.exists() and is_hub_id(str(source)):
+        folder = hf.download(str(source))
     config = json.loads((folder / CONFIG).read_text())
     ours = json.loads((folder / SETTINGS).read_text()) if (folder / SETTINGS).is_file() else None
     causal = config.get("task_type") == "CAUSAL_LM" and ours is not None and ours.get("head") == "causal"
@@ -220,3 +234,54 @@ def load_peft_judge(source: str | Path, dtype: str | None = None) -> Transformer
                         "prompt": {"layout": "phudge", "use_chat_template": False, "max_length": None}}
     settings = {**settings, "hparams": {**settings.get("hparams", {}), "score_range": score_range}}
     return TransformersJudge(model, tokenizer, settings).eval()
+
+
+def on_hub(repo_id: str) -> bool:
+    """Whether hub repository ``repo_id`` is an adapter: its cached copy holds ``adapter_config.json``,
+    or, where the hub can be reached and nothing is cached, the hub says it does."""
+    from huggingface_hub import file_exists, try_to_load_from_cache
+
+    from phudge_lightning.hub_reach import unreachable
+
+    if isinstance(try_to_load_from_cache(repo_id, CONFIG), str):
+        return True
+    if unreachable() is not None:
+        return False
+    try:
+        return file_exists(repo_id, CONFIG)
+    except Exception:  # no such repository, no access: not an adapter here (the hf format says why)
+        return False
+
+
+@register
+class PeftAdapter(Format):
+    name = "peft"
+    looks_like = "a peft adapter folder (adapter_config.json: a base model and task SEQ_CLS; or its hub id)"
+
+    @classmethod
+    def holds(cls, path: Path) -> bool:
+        return is_peft_adapter(path) or (is_hub_id(str(path)) and on_hub(str(path)))
+
+    @classmethod
+    def check(cls, path: Path) -> None:
+        if not path.exists():
+            return  # a hub id: read (and refused, one line) when downloaded
+        try:
+            config = json.loads((path / CONFIG).read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{path / CONFIG} cannot be read: {type(e).__name__}: {e}") from e
+        if not config.get("base_model_name_or_path"):
+            raise CheckpointError(f"{path / CONFIG}: field 'base_model_name_or_path' is missing: the adapter names no base model")
+        if not (path / WEIGHTS).is_file():
+            raise CheckpointError(f"{path} holds {CONFIG} but no {WEIGHTS}")
+
+    @classmethod
+    def read(cls, path: Path) -> TransformersJudge:
+        try:
+            return load_peft_judge(path)
+        except ValueError as e:  # a foreign adapter (another task, no classifier): one line
+            raise CheckpointError(str(e)) from e
+
+    @classmethod
+    def write(cls, module, path: Path, **options) -> Path:
+        return export_peft(module, path, **options)
