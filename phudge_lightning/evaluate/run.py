@@ -22,7 +22,8 @@ Reasoning) weighted by the official counts and their mean, with the length basel
 ``--validation CONFIG [OVERLAY...]`` also grades that training config's validation split
 (``evaluate/validation.py``): ``validation_pairs``, ``validation_ratings`` and, for a mixture,
 each source's pairs. Several ``--checkpoint``\\ s are graded as one ensemble, by the rule of
-``model/ensemble.py`` (each item's score is the mean of theirs; the members read one prompt).
+``model/ensemble.py`` (each item's score is the mean of theirs; the members read one prompt and
+are held in memory together).
 
 A table per benchmark goes to the terminal (and a summary when there are several); ``--output``
 writes the figures to a JSON file, written atomically: the result object of the one benchmark,
@@ -299,7 +300,7 @@ def evaluate(args, errors) -> tuple[list[dict], dict[str, list], dict[str, Bench
             **({"rubric": args.rubric} if args.rubric is not None else {}),
             **({"score_range": list(score_range)} if tuple(score_range) != DEFAULT_SCORE_RANGE else {}),
             **({"lora_scale": args.lora_scale} if args.lora_scale != 1.0 else {}),
-            **({"seconds": seconds[bench_name]} if bench_name in seconds else {}),
+            **({"seconds": seconds[bench_name]} if args.checkpoint and bench_name in seconds else {}),
         }
         if args.baseline:
             result = scale_free(result)

@@ -7,8 +7,10 @@ HEADLINE = ("n", "pearson", "spearman", "kendall", "r2", "mae", "mse", "accuracy
             "n_with_ties", "ties", "predicted_ties", "no_score", "invalid", "dropped", "tie_margin",
             "ranking_agreement", "ranking_pairs", "rankings", "answers_ranked", "pair_grades",
             "rankings_of_3_or_more", "rankings_in_full_agreement")
-# The summary's columns: the headline figure of each kind of set, then how much it leans on length.
-SUMMARY = ("n", "pearson", "accuracy", "length_pearson", "accuracy_shorter_preferred", "seconds")
+# The summary's columns (header: figure): the headline figure of each kind of set, then how much it
+# leans on length.
+SUMMARY = {"n": "n", "pearson": "pearson", "accuracy": "accuracy", "length r": "length_pearson",
+           "shorter-preferred acc.": "accuracy_shorter_preferred"}
 
 
 def cell(value) -> str:
@@ -33,16 +35,16 @@ def print_table(result: dict, console) -> None:
 
 
 def print_summary(results: list[dict], console) -> None:
-    """One row per benchmark: its headline figures side by side (HHH's subsets after its accuracy)."""
+    """One row per benchmark, its headline figures side by side; a row per subset (HHH's) after it."""
     from rich.table import Table
 
-    columns = [k for k in SUMMARY if any(k in r for r in results)]
+    columns = {header: key for header, key in SUMMARY.items() if any(r.get(key) is not None for r in results)}
     table = Table(title=f"summary: {results[0]['judge']}")
-    table.add_column("benchmark")
-    for key in columns:
-        table.add_column(key, justify="right")
-    table.add_column("by group")
+    table.add_column("benchmark", no_wrap=True)
+    for header in columns:
+        table.add_column(header, justify="right")
     for r in results:
-        groups = " ".join(f"{g}={cell(a)}" for g, a in (r.get("accuracy_by_group") or {}).items())
-        table.add_row(r["benchmark"], *(cell(r.get(k)) for k in columns), groups)
+        table.add_row(r["benchmark"], *(cell(r.get(key)) for key in columns.values()))
+        for group, accuracy in (r.get("accuracy_by_group") or {}).items():
+            table.add_row(f"  {group}", *(cell(accuracy) if key == "accuracy" else "" for key in columns.values()))
     console.print(table)
