@@ -63,6 +63,13 @@ def test_the_built_wheel_carries_every_file_of_the_shipped_judge_and_setuptools_
                for f in default_judge_path().rglob("*") if f.is_file() and "__pycache__" not in f.parts}
     assert shipped and shipped <= names, sorted(shipped - names)
     assert "datamodules/data/demo.jsonl" in names
+    # The editable build scripts/setup.sh makes: a plain .pth to the project, and no notice.
+    editable = subprocess.run([sys.executable, "-c", "import setuptools.build_meta as b; print(b.build_editable('edist'))"],
+                              cwd=source, capture_output=True, text=True, timeout=300)
+    assert editable.returncode == 0, editable.stderr[-2000:]
+    assert "Warning" not in editable.stderr and "Editable installation" not in editable.stderr, editable.stderr[-2000:]
+    (pth,) = [n for n in zipfile.ZipFile(source / "edist" / editable.stdout.split()[-1]).namelist() if n.endswith(".pth")]
+    assert pth.startswith("__editable__")
     assert "phudge_lightning/judge.py" in names and "heads/__init__.py" in names
 
 
