@@ -8,10 +8,6 @@ the same judge then grades the same records through each writer.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-import urllib.request
 
 import pytest
 import torch
@@ -24,6 +20,7 @@ from phudge_lightning.model.module import JudgeModule
 from phudge_lightning.predict.writer import prediction_rows
 from phudge_lightning.rank.ranking import ANSWER_FIELDS, rank_grades
 from phudge_lightning.serve.schemas import GradeResult, RankedAnswer
+from live_server import InThreadServer
 
 RECORDS = [
     {"id": "full", "instruction": "What is 2+2?", "response": "4", "reference_answer": "2 + 2 = 4",
@@ -42,44 +39,6 @@ def test_the_fields_are_defined_once():
     assert answer.to_dict() == {"id": "x", "index": 0, "rank": 1, "score": 2.0, "truncated": True}
     assert Grade(score=None, feedback="no verdict").to_dict() == {"score": None, "feedback": "no verdict"}
     assert graded({"id": 1, "score": 5, "confidence": "stale"}, Grade(score=3.0)) == {"id": 1, "score": 3.0}
-
-
-class InThreadServer:
-    """``create_app(judge)`` served by uvicorn in a thread on 127.0.0.1."""
-
-    def __init__(self, judge):
-        import uvicorn
-
-        from phudge_lightning.serve.app import create_app
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        config = uvicorn.Config(create_app(judge, max_batch_size=4, batch_timeout=0.01), host="127.0.0.1",
-                                port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-    def post(self, path: str, body) -> tuple[int, object]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=120) as answer:
-                return answer.status, json.loads(answer.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
 
 
 @pytest.fixture(scope="module", params=["classification", "causal"])

@@ -25,49 +25,10 @@ from phudge_lightning.grades import Grade
 from phudge_lightning.serve import app as serving
 from phudge_lightning.serve.auth import RequireKey, api_keys, is_loopback
 from phudge_lightning.serve.limits import MAX_RECORDS as SERVER_MAX_RECORDS
+from live_server import InThreadServer
 
 KEYS = ["k-one", "k-two"]
 RUBRIC = {"criteria": "Is the answer correct?", **{f"score{i}_description": f"Level {i}." for i in range(1, 6)}}
-
-
-class InThreadServer:
-    """``create_app(judge, **options)`` served by uvicorn in a thread on 127.0.0.1."""
-
-    def __init__(self, judge, **options):
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.app = serving.create_app(judge, **{"max_batch_size": 4, "batch_timeout": 0.01, **options})
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-    def call(self, path: str, body=None, headers: dict | None = None, timeout: float = 60):
-        """(status, headers, body: parsed JSON or text) of one request; errors are returned."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, headers={
-            **({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                status, head, text = answer.status, answer.headers, answer.read()
-        except urllib.error.HTTPError as error:
-            status, head, text = error.code, error.headers, error.read()
-        kind = head.get("Content-Type", "")
-        return status, head, json.loads(text) if kind.startswith("application/json") else text.decode()
 
 
 @pytest.fixture(scope="module")
