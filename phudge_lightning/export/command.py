@@ -64,12 +64,35 @@ def load_judge(checkpoint: str, lora_scale: float = 1.0):
     return prepare(judge, lora_scale=lora_scale, merge=False)
 
 
+class Refused(Exception):
+    """A judge ``phudge export`` will not write: its message is the one line the user sees."""
+
+
+def save_one(checkpoint: str, output, format: str, lora_scale: float, one: str, as_what: str):
+    """(judge, folder) of ``checkpoint`` written in ``format`` (hf, peft), a format that holds a
+    single judge. ``Refused`` for a checkpoint that cannot be read, an ensemble, or a judge the
+    format cannot hold."""
+    from phudge_lightning.formats import CheckpointError, save
+    from phudge_lightning.formats.hf import NotExportable
+
+    try:
+        module = load_judge(checkpoint, lora_scale)
+    except (CheckpointError, ValueError) as e:
+        raise Refused(str(e)) from None
+    if hasattr(module, "members"):
+        raise Refused(f"{checkpoint} is an ensemble: --format {format} writes {one}")
+    try:
+        return module, save(module, output, format)
+    except NotExportable as e:
+        raise Refused(f"{checkpoint} cannot be exported as {as_what}: {e}") from None
+
+
 def export_hf_folder(args) -> int:
     import json
 
     from phudge_lightning.export import card
-    from phudge_lightning.formats import CheckpointError, kind_of, save
-    from phudge_lightning.formats.hf import SETTINGS, NotExportable
+    from phudge_lightning.formats import kind_of
+    from phudge_lightning.formats.hf import SETTINGS
 
     try:  # the cheap check first: a judge that cannot be exported stops before any file is read
         results = card.read_results(args.results)
@@ -78,18 +101,10 @@ def export_hf_folder(args) -> int:
         return 2
     (args.checkpoint,) = args.checkpoint
     try:
-        module = load_judge(args.checkpoint, args.lora_scale)
-    except (CheckpointError, ValueError) as e:
+        module, folder = save_one(args.checkpoint, args.output, "hf", args.lora_scale, "one transformers model",
+                                  "a transformers model")
+    except Refused as e:
         print(f"phudge export: {e}", file=sys.stderr)
-        return 2
-    if hasattr(module, "members"):
-        print(f"phudge export: {args.checkpoint} is an ensemble: --format hf writes one transformers model",
-              file=sys.stderr)
-        return 2
-    try:
-        folder = save(module, args.output, "hf")
-    except NotExportable as e:
-        print(f"phudge export: {args.checkpoint} cannot be exported as a transformers model: {e}", file=sys.stderr)
         return 2
     settings = json.loads((folder / SETTINGS).read_text())
     repo = args.push_to_hub or folder.resolve().name
@@ -103,22 +118,13 @@ def export_hf_folder(args) -> int:
 
 
 def export_peft_folder(args) -> int:
-    from phudge_lightning.formats import CheckpointError, peft, save
-    from phudge_lightning.formats.hf import NotExportable
+    from phudge_lightning.formats import peft
 
     (checkpoint,) = args.checkpoint
     try:
-        module = load_judge(checkpoint, args.lora_scale)
-    except (CheckpointError, ValueError) as e:
+        _, folder = save_one(checkpoint, args.output, "peft", args.lora_scale, "one adapter", "a peft adapter")
+    except Refused as e:
         print(f"phudge export: {e}", file=sys.stderr)
-        return 2
-    if hasattr(module, "members"):
-        print(f"phudge export: {checkpoint} is an ensemble: --format peft writes one adapter", file=sys.stderr)
-        return 2
-    try:
-        folder = save(module, args.output, "peft")
-    except NotExportable as e:
-        print(f"phudge export: {checkpoint} cannot be exported as a peft adapter: {e}", file=sys.stderr)
         return 2
     print(f"exported to {folder} (LoRA and the head as a peft adapter of {peft.base_of(folder)}, with README.md)")
     return push(args, folder) if args.push_to_hub else 0
