@@ -91,7 +91,9 @@ def test_default_pooling_by_architecture(tiny_llama_dir, tiny_bert_dir):
     from transformers import AutoConfig
 
     llama, bert = AutoConfig.from_pretrained(tiny_llama_dir), AutoConfig.from_pretrained(tiny_bert_dir)
-    assert (default_pooling(llama), default_pooling(bert)) == ("last", "first")
+    assert (default_pooling(llama), default_pooling(bert)) == ("last", "pooler")  # as the standard classifiers read
+    bert.model_type = "electra"  # an encoder whose classifier reads [CLS] through its own head, not a pooler
+    assert default_pooling(bert) == "first"
     assert not is_encoder(llama) and is_encoder(bert)
     assert load_tokenizer(str(tiny_bert_dir)).padding_side == "right"
 
@@ -181,3 +183,21 @@ def test_a_gguf_backbone_is_read_from_its_gguf_until_converted_then_from_the_cac
     (converted / "config.json").write_text("{}")
     assert backbone_files("smollm2-135m") == (str(converted), None)
     assert resolve_backbone("smollm2-135m") == str(converted)
+
+
+def test_auto_pooling_is_saved_resolved_and_an_older_auto_encoder_checkpoint_keeps_cls(tiny_bert_dir):
+    """Checkpoints record what ``auto`` pooled; one that says ``auto`` was saved when an encoder's
+    ``auto`` meant [CLS] (``first``), and is read so, with the scores it was trained to give."""
+    from phudge_lightning.formats.registry import module_from_checkpoint
+    from phudge_lightning.model.module import JudgeModule
+
+    assert JudgeModule(backbone=str(tiny_bert_dir)).hparams["pooling"] == "pooler"
+    torch.manual_seed(0)
+    older = JudgeModule(backbone=str(tiny_bert_dir), pooling="first").eval()
+    hparams = {**older.hparams, "pooling": "auto"}
+    loaded = module_from_checkpoint({"hyper_parameters": hparams, "state_dict": older.state_dict()})
+    ids = torch.tensor([[2, 40, 41, 3], [2, 50, 3, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        assert loaded.pooling == loaded.hparams["pooling"] == "first"
+        assert torch.allclose(loaded(ids, mask), older(ids, mask))

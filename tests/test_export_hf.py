@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from conftest import REPO, judge_module, phudge_grade_scores, write_jsonl
+from datamodules import conversation
 from datamodules.prometheus import render
 from datamodules.prompt import PromptEncoder
 from datamodules.records import validate_record
@@ -67,7 +68,10 @@ def prompt_texts(folder: Path, records=RECORDS) -> list[str]:
     template = jinja2.Template((folder / "prompt_template.jinja").read_text())
     texts = [template.render(**{k: r.get(k) for k in ("instruction", "response", "rubric", "reference_answer", "context")})
              for r in records]
-    if settings["prompt"]["use_chat_template"]:
+    if settings["prompt"].get("response_turn") == "assistant":  # the conversation layout in a chat
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": t}, {"role": "assistant", "content": r["response"]}],
+                                               tokenize=False).rstrip() for t, r in zip(texts, records)]
+    elif settings["prompt"]["use_chat_template"]:
         texts = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
                  for t in texts]
     return texts
@@ -88,6 +92,16 @@ def test_prompt_template_renders_as_the_judge_does(rubric, reference, context):
     assert render_template(**raw) == render(validate_record(raw, require_score=False))
     if not isinstance(rubric, dict):  # on another range the template names it, as render does
         assert render_template((1, 10), **raw) == render(validate_record(raw, require_score=False), (1, 10))
+
+
+@pytest.mark.parametrize("rubric,reference,context", itertools.product(
+    [None, "a plain rubric", RUBRIC, "  "], [None, "ref\nanswer", ""], [None, "one passage", ["p1", "p2"]]))
+def test_conversation_template_renders_the_user_turn_or_the_whole_text(rubric, reference, context):
+    raw = {"instruction": "Q? {{ not jinja }}\n", "response": " A %} B", "rubric": rubric,
+           "reference_answer": reference, "context": context}
+    record = validate_record(raw, require_score=False)
+    assert render_template(layout="conversation", chat=True, **raw) == conversation.user_turn(record)
+    assert render_template(layout="conversation", chat=False, **raw) == conversation.render_plain(record)
 
 
 # -- parity --------------------------------------------------------------------------------------
@@ -433,11 +447,37 @@ def test_pooler_pooling_needs_a_pooler_and_bias_false_drops_the_bias(tiny_llama_
     assert JudgeModule(backbone=str(tiny_llama_dir), head_params={"bias": False}).head.proj.bias is None
 
 
-def test_a_conversation_layout_judge_is_refused_with_the_reason(tiny_bert_dir, tmp_path):
-    """The folder's prompt_template.jinja writes the Prometheus prompt: a judge that read
-    conversations would be fed the wrong text by every user of the folder."""
-    module = judge_module(tiny_bert_dir, "regression", pooling="pooler")
-    module.prompt_settings = {"max_length": 64, "use_chat_template": True, "layout": "conversation"}
-    with pytest.raises(hf.NotExportable, match="'conversation' layout"):
-        hf.export_hf(module, tmp_path / "hf")
-    assert not (tmp_path / "hf").exists()
+@pytest.mark.parametrize("kind,settings", [("bert", {"pooling": "pooler"}), ("llama", {"head_params": {"bias": False}})])
+def test_a_conversation_layout_judge_exports_and_its_template_builds_its_tokens(kind, settings, backbones, tmp_path):
+    """The conversation layout as a user builds it from the folder: the whole text for an encoder,
+    the user's turn and the response as the assistant's for a chat model. Same tokens, same scores."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    module = judge_module(backbones[kind], "regression", **settings)
+    module.prompt_settings = {"max_length": 256, "use_chat_template": True, "layout": "conversation"}
+    grades = judge_scores(module)
+    folder = hf.export_hf(module, tmp_path / "hf")
+    prompt = json.loads((folder / hf.SETTINGS).read_text())["prompt"]
+    chat = kind != "bert"
+    assert prompt["layout"] == "conversation" and prompt["use_chat_template"] == chat
+    assert prompt.get("response_turn") == ("assistant" if chat else None)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    encoder = PromptEncoder(module.tokenizer, layout="conversation")
+    texts = prompt_texts(folder)
+    for text, record in zip(texts, RECORDS):
+        ids = tokenizer(text, add_special_tokens=not chat)["input_ids"]
+        assert ids == encoder.encode(validate_record(record, require_score=False)).input_ids
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        scores = [model(**tokenizer(t, return_tensors="pt", add_special_tokens=not chat)).logits[0, 0].item() for t in texts]
+    assert scores == pytest.approx([g.score for g in grades], abs=1e-5)
+    assert [g.score for g in Judge(hf.load_hf_judge(folder), device="cpu").grade_many(RECORDS)] == \
+        pytest.approx([g.score for g in grades], abs=1e-5)
+    # The model card's snippet builds the same text and prints the judge's score.
+    code = card.snippet("judge-repo", json.loads((folder / hf.SETTINGS).read_text())).replace('"judge-repo"', repr(str(folder)))
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        exec(compile(code, "card-snippet", "exec"), {})
+    sky = {"instruction": "Why is the sky blue?",
+           "response": "Sunlight is scattered by air molecules, blue light the most (Rayleigh scattering)."}
+    assert float(printed.getvalue()) == pytest.approx(judge_scores(module, [sky])[0].score, abs=1e-5)

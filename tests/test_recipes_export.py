@@ -27,10 +27,6 @@ from datamodules.records import validate_record  # noqa: E402
 
 RECORDS = [{"instruction": "Why rest a steak?", "response": "So the juices settle " * (i + 1),
             "reference_answer": "The juices settle." if i % 2 else None, "score": 1 + i} for i in range(4)]
-# Encoders whose recipe pools otherwise than BertForSequenceClassification does ([CLS] through
-# the pooler) cannot be written in that class: no transformers class pools a BERT at its last
-# token or by the mean. These recipes export with --format phudge only.
-ENCODER_POOLINGS = {"last", "first", "mean", "auto"}
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +73,6 @@ def test_every_recipe_exports_to_transformers(parser, path, tiny_llama_dir, tiny
     cfg = parse(parser, stack(path))
     model, data = cfg.model.as_dict(), cfg.data
     encoder = model["backbone"] == "minilm-l6" or "bert" in model["backbone"].lower()
-    reasons = ([f"pools a BERT at {model.get('pooling')!r}"] if encoder and model.get("pooling") in ENCODER_POOLINGS else []) + \
-        ([f"reads the {data.layout!r} layout"] if data.layout == "conversation" else [])
-    if reasons:
-        pytest.xfail(" and ".join(reasons) + ": no transformers class computes it (export with --format phudge)")
     def trained():
         torch.manual_seed(0)
         module = JudgeModule(**tiny_settings(model, tiny_bert_dir if encoder else tiny_llama_dir))

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from datamodules.backbones import EMBEDDED
+from phudge_lightning.formats.prompt_template import how_to_build
 
 # Licences of the backbones this project names; any other is the exporter's to state (--license).
 LICENSES = {
@@ -118,8 +119,12 @@ def snippet(repo: str, settings: dict) -> str:
     """Python that grades one response with transformers, jinja2 and huggingface_hub only."""
     head, prompt = settings["head"], settings["prompt"]
     chat = prompt["use_chat_template"]
-    build = ('text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, '
-             'add_generation_prompt=True)\n' if chat else "text = prompt\n")
+    if prompt.get("response_turn"):  # the conversation layout: the response is the assistant's turn
+        build = ('text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}, {"role": "assistant", '
+                 '"content": response}],\n                                     tokenize=False).rstrip()\n')
+    else:
+        build = ('text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, '
+                 'add_generation_prompt=True)\n' if chat else "text = prompt\n")
     tokenise = f'inputs = tokenizer(text, return_tensors="pt", add_special_tokens={not chat})\n'
     if head == "causal":
         load = "model = AutoModelForCausalLM.from_pretrained(folder).eval()\n"
@@ -144,8 +149,8 @@ def snippet(repo: str, settings: dict) -> str:
         "folder = judge if os.path.isdir(judge) else snapshot_download(judge)\n"
         "tokenizer = AutoTokenizer.from_pretrained(folder)\n" + load +
         'template = jinja2.Template(open(os.path.join(folder, "prompt_template.jinja")).read())\n'
-        'prompt = template.render(instruction="Why is the sky blue?",\n'
-        '                         response="Sunlight is scattered by air molecules, blue light the most (Rayleigh scattering).",\n'
+        'response = "Sunlight is scattered by air molecules, blue light the most (Rayleigh scattering)."\n'
+        'prompt = template.render(instruction="Why is the sky blue?", response=response,\n'
         '                         rubric=None, reference_answer=None, context=None)\n'
         + build + tokenise + grade + "print(score)\n"
     )
@@ -204,9 +209,9 @@ def model_card(settings: dict, *, repo: str, license: str | None = None, checkpo
         "## Prompt", "",
         "The judge reads the prompt it was trained on, built from `prompt_template.jinja` (variables `instruction`, "
         "`response`, and, each optional, `rubric` (text or `{criteria, score1_description .. score5_description}`), "
-        "`reference_answer`, `context`)" + (", then wrapped in the tokenizer's chat template as one user message "
-        "(tokenised without adding special tokens again)." if settings["prompt"]["use_chat_template"] else
-        ", tokenised as plain text with the tokenizer's special tokens."),
+        "`reference_answer`, `context`). To build the text: " + how_to_build(settings["prompt"]) + "; tokenise it "
+        + ("without adding special tokens again (the chat template wrote them)." if settings["prompt"]["use_chat_template"]
+           else "with the tokenizer's special tokens."),
         "`phudge.json` says how the judge was trained and how its score is read.", "",
         "## Usage", "", "```python", snippet(repo, settings).rstrip(), "```", "",
     ]

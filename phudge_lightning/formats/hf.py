@@ -5,7 +5,7 @@ Regression and classification judges become an ``AutoModelForSequenceClassificat
 backbone with LoRA merged into its weights, and the head's linear layer as the model's own
 classification layer (``num_labels`` 1, or 5 with ``id2label`` 1..5). The causal judge becomes
 its merged ``AutoModelForCausalLM``. Tokenizer and chat template go along, with
-``prompt_template.jinja`` (the judge's prompt) and ``phudge.json`` (how it was trained and how a
+``prompt_template.jinja`` (the judge's prompt, in any of its layouts) and ``phudge.json`` (how it was trained and how a
 score is read from the logits).
 
 The standard classes hold a head exactly only in these forms, checked by ``check_exportable``:
@@ -39,13 +39,12 @@ from phudge_lightning.formats import prompt_template
 from phudge_lightning.formats.registry import CheckpointError, Format, register
 from phudge_lightning.hub_reach import is_hub_id, missing_judge
 from phudge_lightning.io import atomic_write_json
+from phudge_lightning.model.backbone import POOLER_CLASSIFIERS
 from phudge_lightning.model.inference import prepare
 from phudge_lightning.model.transformers_judge import TransformersJudge
 
 SETTINGS = "phudge.json"
 FORMAT = "phudge-hf/1"
-# Encoders whose *ForSequenceClassification feeds its classifier the pooler's output.
-POOLER_ENCODERS = ("bert",)
 EXACT_HEADS = ("regression", "classification", "causal")
 
 
@@ -83,7 +82,7 @@ def _classification_class(config):
     except KeyError:
         raise NotExportable(f"transformers has no sequence-classification class for model type {config.model_type!r}")
     pooling = "last" if issubclass(cls, GenericForSequenceClassification) else (
-        "pooler" if config.model_type in POOLER_ENCODERS else None)
+        "pooler" if config.model_type in POOLER_CLASSIFIERS else None)
     if pooling is None:
         raise NotExportable(f"{cls.__name__} pools in a way no judge setting matches (only decoders read at the last "
                             f"token and BERT's pooler are known)")
@@ -193,6 +192,9 @@ def settings(module) -> dict:
             "add_special_tokens": not chat,  # a chat template already writes the special tokens
             "max_length": module.prompt_settings.get("max_length"),
             "layout": layout,
+            # The conversation layout in a chat: the template is the user's turn, the response the
+            # assistant's, rendered without a generation prompt and with trailing whitespace stripped.
+            **({"response_turn": "assistant"} if layout == "conversation" and chat else {}),
             # False where the judge never read the section in training: a caller leaves it out.
             **{key: module.prompt_settings[key] for key in ("reads_rubric", "reads_reference") if key in module.prompt_settings},
         },
@@ -215,10 +217,16 @@ def export_hf(module, output: str | Path) -> Path:
     model.config.pad_token_id = module.tokenizer.pad_token_id
     model.save_pretrained(output)
     module.tokenizer.save_pretrained(output)
-    (output / prompt_template.FILE).write_text(prompt_template.template_for(module.score_range,
-                                                                             module.prompt_settings.get("layout", "prometheus")))
+    write_template(output, settings(module), module.score_range)
     atomic_write_json(output / SETTINGS, settings(module))
     return output
+
+
+def write_template(output: Path, settings: dict, score_range) -> None:
+    """``prompt_template.jinja``: the judge's layout, as its ``settings`` (phudge.json) build it."""
+    prompt = settings["prompt"]
+    text = prompt_template.template_for(score_range, prompt["layout"], chat=prompt["use_chat_template"])
+    (output / prompt_template.FILE).write_text(text)
 
 
 def _check_pad(module) -> None:

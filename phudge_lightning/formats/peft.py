@@ -6,7 +6,7 @@ The folder is what peft's ``save_pretrained`` writes for a ``SEQ_CLS`` task: ``a
 (naming the base model) and ``adapter_model.safetensors`` (the LoRA weights, and the head as the
 classifier's own layer through ``modules_to_save``: ``score`` for decoders, ``classifier`` for
 BERT), beside ``phudge.json`` (how to build the prompt and read a score, as ``--format hf``
-writes it), the tokenizer, ``prompt_template.jinja`` (the Prometheus or the authors' layout), and ``README.md``.
+writes it), the tokenizer, ``prompt_template.jinja`` (the judge's prompt in its layout), and ``README.md``.
 Plain peft and transformers score with it:
 
     base = AutoModelForSequenceClassification.from_pretrained(BASE, num_labels=1)   # 5: classification
@@ -60,11 +60,7 @@ def export_peft(module, output: str | Path, *, base_model: str | None = None) ->
     adapter.save_pretrained(output)
     module.tokenizer.save_pretrained(output)
     settings = {**hf.settings(module), "format": FORMAT, "base_model": name}
-    layout = settings["prompt"]["layout"]
-    if layout in prompt_template.LAYOUTS:
-        (output / prompt_template.FILE).write_text(prompt_template.template_for(module.score_range, layout))
-    else:
-        settings["prompt"].pop("template")
+    hf.write_template(output, settings, module.score_range)
     atomic_write_json(output / SETTINGS, settings)
     (output / "README.md").write_text(card(settings, adapter.base_model.model.config))
     return output
@@ -129,10 +125,7 @@ def card(settings: dict, config) -> str:
     labels = config.num_labels
     cls, loaded = (("AutoModelForCausalLM", f'"{base}"') if head == "causal" else
                    ("AutoModelForSequenceClassification", f'"{base}", num_labels={labels}'))
-    layout = settings["prompt"]["layout"]
-    prompt = ("render `prompt_template.jinja` with jinja2" + (", then the tokenizer's chat template" if
-              settings["prompt"]["use_chat_template"] else "") if "template" in settings["prompt"] else
-              f"build the prompt in this project's `{layout}` layout (`phudge grade` does)")
+    prompt = prompt_template.how_to_build(settings["prompt"])
     return f"""---
 base_model: {base}
 library_name: peft

@@ -1,10 +1,16 @@
 """The judge's prompt as a Jinja template, so that a user of an exported folder builds it with
 ``jinja2`` alone (a dependency of ``transformers``), no code of ours.
 
-It renders what ``datamodules.prometheus.render`` writes, for every combination of rubric (text or
-the ``{criteria, score1_description .. score5_description}`` object), reference answer and
+It renders what the judge's layout writes (``datamodules.prometheus.render``, the authors'
+``phudge_prompt.render``, or ``conversation``'s user turn), for every combination of rubric (text
+or the ``{criteria, score1_description .. score5_description}`` object), reference answer and
 context (text or a list of passages) being given or not; blank fields count as not given, as
-``validate_record`` makes them. ``tests/test_export_hf.py`` checks the two agree.
+``validate_record`` makes them. ``tests/test_export_hf.py`` checks they agree.
+
+The conversation layout is a chat: for a tokenizer with a chat template, the template renders
+the user's turn, and the response is the assistant's turn after it (``phudge.json``'s
+``prompt.response_turn``); for one without (an encoder), it renders the whole text, the user's
+turn then the response under ``###Response:``, as ``conversation.render_plain`` does.
 
     import jinja2
     prompt = jinja2.Template(open("prompt_template.jinja").read()).render(
@@ -14,7 +20,7 @@ context (text or a list of passages) being given or not; blank fields count as n
 from __future__ import annotations
 
 FILE = "prompt_template.jinja"
-LAYOUTS = ("prometheus", "phudge")  # the layouts written as a template (not the chat one, ``conversation``)
+LAYOUTS = ("prometheus", "phudge", "conversation")
 
 # Whitespace matters: this renders byte for byte like render(). Tags strip the newline before
 # them ({%-) only where render() has no text between sections.
@@ -94,17 +100,40 @@ def _phudge_template() -> str:
 <|assistant|>{{ "\\n" }}""")  # (an expression: jinja drops a template's final newline)
 
 
+def _conversation_template(chat: bool) -> str:
+    """``conversation.user_turn`` (the instruction, then the sections given, each under its
+    header), followed by the response when there is no chat template to hold it as a turn."""
+    import json
+
+    from datamodules.conversation import REFERENCE, RESPONSE
+    from datamodules.prometheus import CONTEXT, RUBRIC
+
+    def section(header: str, field: str) -> str:
+        return f'{{%- set parts = parts + [{json.dumps(header + chr(10))} ~ {field}] -%}}'
+
+    user = (PREAMBLE + "{%- set parts = [instruction] -%}\n"
+            + "{%- if has_context -%}" + section(CONTEXT, "context") + "{%- endif -%}\n"
+            + "{%- if has_reference -%}" + section(REFERENCE, "reference_answer") + "{%- endif -%}\n"
+            + "{%- if has_rubric -%}" + section(RUBRIC, "rubric") + "{%- endif -%}\n")
+    tail = "" if chat else " ~ " + json.dumps("\n\n" + RESPONSE + "\n") + " ~ response"
+    return user + '{{ parts | join("\\n\\n")' + tail + " }}"
+
+
 def _shown(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def template_for(score_range=(1, 5), layout: str = "prometheus") -> str:
+def template_for(score_range=(1, 5), layout: str = "prometheus", chat: bool = False) -> str:
     """The template of a judge on ``score_range``: its task text names that range, as
     ``render(record, score_range)`` does. (A rubric given as an object is written with the five
     1..5 descriptions; on another range give the rubric as text.) ``layout="phudge"``: the
-    authors' prompt, whose text names 1..5 whatever the range."""
+    authors' prompt, whose text names 1..5 whatever the range; ``layout="conversation"``: the
+    user's turn, and the response too unless ``chat`` (the judge's tokenizer has a chat template
+    and holds the response as the assistant's turn)."""
     if layout == "phudge":
         return _phudge_template()
+    if layout == "conversation":
+        return _conversation_template(chat)
     if layout not in LAYOUTS:
         raise ValueError(f"no template for the {layout!r} layout")
     low, high = _shown(score_range[0]), _shown(score_range[1])
@@ -112,9 +141,23 @@ def template_for(score_range=(1, 5), layout: str = "prometheus") -> str:
             .replace("an integer from 1 to 5", f"an integer from {low} to {high}"))
 
 
-def render_template(score_range=(1, 5), layout: str = "prometheus", **fields) -> str:
+def render_template(score_range=(1, 5), layout: str = "prometheus", chat: bool = False, **fields) -> str:
     """The template rendered as a user would: ``jinja2.Template(text).render(...)``."""
     import jinja2
 
     fields = {k: fields.get(k) for k in ("instruction", "response", "rubric", "reference_answer", "context")}
-    return jinja2.Template(template_for(score_range, layout)).render(**fields)
+    return jinja2.Template(template_for(score_range, layout, chat)).render(**fields)
+
+
+def how_to_build(prompt: dict) -> str:
+    """The steps from ``prompt_template.jinja`` to the text the judge reads, for a model card;
+    ``prompt``: ``phudge.json``'s ``prompt``."""
+    if prompt.get("response_turn"):
+        return ("render `prompt_template.jinja` with jinja2 (the user's turn), then the tokenizer's chat template on "
+                "that turn and the response as the assistant's turn, with no generation prompt and trailing "
+                "whitespace stripped")
+    if prompt["use_chat_template"]:
+        return ("render `prompt_template.jinja` with jinja2, then wrap it in the tokenizer's chat template as one user "
+                "message, with the generation prompt")
+    return "render `prompt_template.jinja` with jinja2: the text itself"
+

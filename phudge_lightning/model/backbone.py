@@ -85,8 +85,17 @@ def layer_list_name(model: nn.Module) -> str | None:
     return max(lists)[1] if lists else None
 
 
+# Encoders whose *ForSequenceClassification feeds its classifier the pooler's output ([CLS] through
+# dense + tanh): pooled so, such a judge is that class exactly (``phudge export --format hf``).
+POOLER_CLASSIFIERS = ("bert",)
+
+
 def default_pooling(config) -> str:
-    return "first" if is_encoder(config) else "last"
+    """What ``auto`` pools: as the architecture's standard sequence classifier reads, so the judge
+    exports as it is: ``last`` for decoders, ``pooler`` for BERT, ``first`` for other encoders."""
+    if not is_encoder(config):
+        return "last"
+    return "pooler" if config.model_type in POOLER_CLASSIFIERS else "first"
 
 
 def apply_lora(model: nn.Module, lora: dict | None, full_finetune: bool) -> nn.Module:

@@ -118,6 +118,8 @@ class JudgeModule(L.LightningModule):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if self.pooling == "pooler" and getattr(model, "pooler", None) is None:
             raise ValueError(f"pooling 'pooler' needs a backbone with a pooler (BERT); {backbone} has none")
+        # Checkpoints record the pooling "auto" resolved to, so a later default never changes them.
+        self.hparams["pooling"] = self.pooling
         hidden = getattr(self.config, "hidden_size", None) or self.config.get_text_config().hidden_size
         self.head = head_cls(hidden_size=hidden, **self._range_param(head_cls), **(head_params or {}))
         self.tokenizer = load_tokenizer(backbone)
@@ -329,6 +331,9 @@ class JudgeModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         adopt_former_state(checkpoint)
+        if checkpoint.get("hyper_parameters", {}).get("pooling") == "auto" and self.pooling == "pooler":
+            # Saved before "auto" was resolved into the checkpoint, when an encoder's "auto" was [CLS].
+            self.pooling = self.hparams["pooling"] = "first"
         self.prompt_settings = prompt_settings_of(checkpoint) or self.prompt_settings
         self.lora_scale = float(checkpoint.get("lora_scale", 1.0))
         if "state_dict" not in checkpoint:
