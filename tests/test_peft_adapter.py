@@ -219,3 +219,12 @@ def test_a_foreign_adapter_is_refused_in_one_line(tiny_phi3_dir, tmp_path):
     (folder / peft.CONFIG).write_text(json.dumps({**config, "task_type": "TOKEN_CLS"}))
     with pytest.raises(CheckpointError, match="field 'task_type' is 'TOKEN_CLS'"):
         load(folder)
+
+
+def test_the_adapter_names_the_base_it_was_given_not_the_local_folder(tiny_bert_dir, tmp_path):
+    """An embedded backbone is loaded from a package folder; its adapter names the hub id of the
+    same weights (``base_model``), so that another machine's peft finds them."""
+    module = trained_module(tiny_bert_dir, "regression", pooling="pooler")
+    folder = peft.export_peft(module, tmp_path / "peft", base_model="someone/the-base")
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == "someone/the-base"
+    assert peft.base_of(folder) == "someone/the-base"

@@ -109,6 +109,9 @@ def classifier_adapter(module, name: str):
     config.base_model_name_or_path = name
     head = {f"{layer}.{k}": v.clone() for k, v in getattr(model, layer).state_dict().items()}
     adapter = get_peft_model(model, config)  # (wraps the classifier layer: its weights were taken before)
+    # get_peft_model names the base by the model's own path (an embedded backbone's folder here):
+    # the adapter must name its hub id, where any machine finds the same weights.
+    adapter.peft_config["default"].base_model_name_or_path = name
     # Our LoRA sat on the bare backbone; in the classifier that backbone is one level down.
     prefix = "base_model.model."
     state = {prefix + model.base_model_prefix + "." + k[len(prefix):]: v for k, v in lora.items()}
