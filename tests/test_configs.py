@@ -107,7 +107,7 @@ def test_config_parses_alone(parser, path):
 
 
 @pytest.mark.parametrize("path", ALL, ids=_id)
-def test_config_as_run(parser, path, tiny_llama_dir):
+def test_config_as_run(parser, path, tiny_llama_dir, tiny_bert_dir):
     files = stack(path)
     cfg = parse(parser, files)
     model, data, trainer = cfg.model, cfg.data, cfg.trainer
@@ -119,8 +119,8 @@ def test_config_as_run(parser, path, tiny_llama_dir):
     for key, value in (own.get("model") or {}).items():
         if not isinstance(value, dict):
             assert getattr(model, key) == value, (_id(path), key)
-    # The head and loss fit each other (and plugins import): build the model on a tiny backbone.
-    settings = {**model.as_dict(), "backbone": str(tiny_llama_dir)}
+    # The head and loss fit each other (and plugins import): build the model on a tiny backbone of its kind.
+    settings = {**model.as_dict(), "backbone": str(tiny_bert_dir if model.backbone == "minilm-l6" else tiny_llama_dir)}
     if settings.get("lora"):
         # Which layers and modules LoRA adapts names the real backbone's; the tiny one has others.
         settings["lora"] = {k: v for k, v in settings["lora"].items() if k not in ("layers_to_transform", "target_modules")}

@@ -248,9 +248,9 @@ def test_bad_pooling_raises(tiny_llama_dir):
         make_module(tiny_llama_dir, "regression", "mse", pooling="max")
 
 
-def test_bert_backbone_pools_first(tiny_bert_dir):
+def test_bert_backbone_pools_through_its_pooler(tiny_bert_dir):
     module = make_module(tiny_bert_dir, "regression", "mse")
-    assert module.pooling == "first" and module.tokenizer.padding_side == "right"
+    assert module.pooling == "pooler" and module.tokenizer.padding_side == "right"
     ids = module.tokenizer(["a short one", "and a somewhat longer one"], padding=True, return_tensors="pt")
     out = module.eval().predict_scores(ids["input_ids"], ids["attention_mask"])
     assert out["score"].shape == (2,) and torch.isfinite(out["score"]).all()
