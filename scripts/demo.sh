@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 run=runs/demo
 rm -rf "$run"
 mkdir -p "$run"
-# 1. The shipped judge (phudge_lightning/judges/default, trained by configs/judge.yaml).
+# 1. The shipped judge (phudge_lightning/judges/default: configs/judge.yaml, pooled by the mean).
 phudge grade --input examples/grade.jsonl --output "$run/graded-default.jsonl"
 python - "$run/graded-default.jsonl" <<'PY'
 import json, sys
