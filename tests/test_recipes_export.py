@@ -73,6 +73,7 @@ def test_every_recipe_exports_to_transformers(parser, path, tiny_llama_dir, tiny
     cfg = parse(parser, stack(path))
     model, data = cfg.model.as_dict(), cfg.data
     encoder = model["backbone"] == "minilm-l6" or "bert" in model["backbone"].lower()
+
     def trained():
         torch.manual_seed(0)
         module = JudgeModule(**tiny_settings(model, tiny_bert_dir if encoder else tiny_llama_dir))

@@ -5,8 +5,8 @@ Regression and classification judges become an ``AutoModelForSequenceClassificat
 backbone with LoRA merged into its weights, and the head's linear layer as the model's own
 classification layer (``num_labels`` 1, or 5 with ``id2label`` 1..5). The causal judge becomes
 its merged ``AutoModelForCausalLM``. Tokenizer and chat template go along, with
-``prompt_template.jinja`` (the judge's prompt, in any of its layouts) and ``phudge.json`` (how it was trained and how a
-score is read from the logits).
+``prompt_template.jinja`` (the judge's prompt, in any of its layouts) and ``phudge.json`` (how
+it was trained and how a score is read from the logits).
 
 The standard classes hold a head exactly only in these forms, checked by ``check_exportable``:
 

@@ -160,4 +160,3 @@ def how_to_build(prompt: dict) -> str:
         return ("render `prompt_template.jinja` with jinja2, then wrap it in the tokenizer's chat template as one user "
                 "message, with the generation prompt")
     return "render `prompt_template.jinja` with jinja2: the text itself"
-
