@@ -81,7 +81,7 @@ def backbone_files(name: str) -> tuple[str, str | None]:
 
 
 def is_encoder(config) -> bool:
-    """True for bidirectional encoders (BERT-like), pooled at the first token or the mean."""
+    """True for bidirectional encoders (BERT-like), read at [CLS] (through a pooler or not) or by the mean."""
     return not getattr(config, "is_decoder", False) and config.model_type in {
         "bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "distilbert", "electra", "mpnet", "modernbert",
     }
