@@ -195,7 +195,10 @@ class JudgeModule(L.LightningModule):
 
     # -- training --------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int):
-        loss = self._loss(self(batch["input_ids"], batch["attention_mask"]), batch)
+        raw = self(batch["input_ids"], batch["attention_mask"])
+        # A teacher's scores of every row (model.distillation.Distil) replace the labels.
+        teacher = batch.get("teacher_score")
+        loss = self._loss(raw, batch) if teacher is None else self.loss_fn(raw, teacher.to(raw.dtype))
         if not torch.isfinite(loss):
             self.nonfinite_in_a_row += 1
             rows = batch["index"].tolist()
