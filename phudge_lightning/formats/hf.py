@@ -217,16 +217,10 @@ def export_hf(module, output: str | Path) -> Path:
     model.config.pad_token_id = module.tokenizer.pad_token_id
     model.save_pretrained(output)
     module.tokenizer.save_pretrained(output)
-    write_template(output, settings(module), module.score_range)
-    atomic_write_json(output / SETTINGS, settings(module))
+    written = settings(module)
+    prompt_template.write(output, written["prompt"], module.score_range)
+    atomic_write_json(output / SETTINGS, written)
     return output
-
-
-def write_template(output: Path, settings: dict, score_range) -> None:
-    """``prompt_template.jinja``: the judge's layout, as its ``settings`` (phudge.json) build it."""
-    prompt = settings["prompt"]
-    text = prompt_template.template_for(score_range, prompt["layout"], chat=prompt["use_chat_template"])
-    (output / prompt_template.FILE).write_text(text)
 
 
 def _check_pad(module) -> None:

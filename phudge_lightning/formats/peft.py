@@ -60,7 +60,7 @@ def export_peft(module, output: str | Path, *, base_model: str | None = None) ->
     adapter.save_pretrained(output)
     module.tokenizer.save_pretrained(output)
     settings = {**hf.settings(module), "format": FORMAT, "base_model": name}
-    hf.write_template(output, settings, module.score_range)
+    prompt_template.write(output, settings["prompt"], module.score_range)
     atomic_write_json(output / SETTINGS, settings)
     (output / "README.md").write_text(card(settings, adapter.base_model.model.config))
     return output

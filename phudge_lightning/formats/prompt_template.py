@@ -149,6 +149,14 @@ def render_template(score_range=(1, 5), layout: str = "prometheus", chat: bool =
     return jinja2.Template(template_for(score_range, layout, chat)).render(**fields)
 
 
+def write(folder, prompt: dict, score_range=(1, 5)) -> None:
+    """``folder/prompt_template.jinja``: the template of the layout that ``prompt`` (``phudge.json``'s
+    ``prompt``) names, for a judge with or without a chat template."""
+    from pathlib import Path
+
+    (Path(folder) / FILE).write_text(template_for(score_range, prompt["layout"], chat=prompt["use_chat_template"]))
+
+
 def how_to_build(prompt: dict) -> str:
     """The steps from ``prompt_template.jinja`` to the text the judge reads, for a model card;
     ``prompt``: ``phudge.json``'s ``prompt``."""
